@@ -1,0 +1,289 @@
+"""A small GPT, read top to bottom: pre-LayerNorm blocks, GELU MLP, learned positions, causal attention.
+
+Every interesting activation passes through a *hook point* with a TransformerLens name:
+
+    hook_embed, hook_pos_embed,
+    blocks.{l}.hook_resid_pre, blocks.{l}.ln1.hook_scale, blocks.{l}.attn.hook_q/k/v,
+    blocks.{l}.attn.hook_attn_scores, blocks.{l}.attn.hook_pattern, blocks.{l}.attn.hook_z,
+    blocks.{l}.hook_attn_out, blocks.{l}.hook_resid_mid, blocks.{l}.ln2.hook_scale,
+    blocks.{l}.mlp.hook_pre, blocks.{l}.mlp.hook_post, blocks.{l}.hook_mlp_out,
+    blocks.{l}.hook_resid_post, ln_final.hook_scale, ln_final.hook_normalized
+
+One mechanism serves caching, patching and steering: `model(idx, hooks=[(name, fn), ...])` calls
+`fn(tensor)` at that point; if `fn` returns a tensor, it replaces the activation.
+`run_with_cache` is built on it.
+"""
+from dataclasses import dataclass, asdict
+import math
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CHECKPOINT_FORMAT = "couplet-planning-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 173
+    block_size: int = 24
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    d_mlp: int = 512
+    myopic: bool = False   # Wu, Morris & Levine 2024: no gradient from position t into positions < t
+
+    def validate(self):
+        """Raise ValueError with a one-line reason when the shape is impossible."""
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model", "d_mlp"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+class Hooks:
+    """The hooks of one forward pass: name -> list of functions."""
+
+    def __init__(self, hooks=()):
+        self.table = {}
+        for name, fn in hooks:
+            self.table.setdefault(name, []).append(fn)
+
+    def __call__(self, name, x):
+        for fn in self.table.get(name, ()):
+            out = fn(x)
+            if out is not None:
+                x = out
+        return x
+
+    def wants(self, *names):
+        return any(n in self.table for n in names)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with its scale (1/std) exposed as a hook, so attribution can freeze it."""
+
+    def __init__(self, d, name):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d))
+        self.name = name
+
+    def forward(self, x, hooks):
+        x = x - x.mean(-1, keepdim=True)
+        scale = hooks(f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt())
+        return hooks(f"{self.name}.hook_normalized", x / scale) * self.weight + self.bias
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg, name):
+        super().__init__()
+        self.n_head, self.d_head = cfg.n_head, cfg.d_model // cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.myopic = cfg.myopic
+        self.name = name
+        self.register_buffer("causal", torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool)),
+                             persistent=False)
+
+    def split_heads(self, t):  # (B, T, C) -> (B, H, T, D)
+        B, T, _ = t.shape
+        return t.view(B, T, self.n_head, self.d_head).transpose(1, 2)
+
+    def forward(self, x, hooks):  # x: (B, T, C), already layer-normed
+        B, T, C = x.shape
+        n = self.name
+        q, k, v = [self.split_heads(t) for t in self.qkv(x).split(C, dim=2)]  # (B, H, T, D) each
+        q, k, v = hooks(f"{n}.hook_q", q), hooks(f"{n}.hook_k", k), hooks(f"{n}.hook_v", v)
+        if self.myopic and self.training:
+            z = self.myopic_attention(x, q, k, v)
+        elif hooks.wants(f"{n}.hook_attn_scores", f"{n}.hook_pattern"):
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, T)
+            scores = hooks(f"{n}.hook_attn_scores", scores.masked_fill(~self.causal[:T, :T], float("-inf")))
+            pattern = hooks(f"{n}.hook_pattern", scores.softmax(-1))
+            z = pattern @ v  # (B, H, T, D)
+        else:  # same numbers, one fused kernel: the fast path when nobody looks at the pattern
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        z = hooks(f"{n}.hook_z", z)
+        return self.proj(z.transpose(1, 2).reshape(B, T, C))
+
+    def myopic_attention(self, x, q, k, v):
+        """Forward values identical to causal attention, but position t's loss cannot shape the
+        keys and values of earlier positions: those come from a detached copy of the hidden state.
+        Only the diagonal (a position attending to itself) keeps its live key and value."""
+        C = x.shape[-1]
+        _, k_past, v_past = [self.split_heads(t) for t in self.qkv(x.detach()).split(C, dim=2)]
+        T = x.shape[1]
+        eye = torch.eye(T, dtype=torch.bool, device=x.device)
+        scores = q @ k_past.transpose(-2, -1)  # (B, H, T, T) past keys carry no gradient
+        diag = (q * k).sum(-1)  # (B, H, T) live self-key
+        scores = torch.where(eye, diag.unsqueeze(-1), scores) / math.sqrt(self.d_head)
+        pattern = scores.masked_fill(~self.causal[:T, :T], float("-inf")).softmax(-1)
+        off = pattern.masked_fill(eye, 0.0)
+        return off @ v_past + pattern.diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * v
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg, name):
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.proj = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.name = name
+
+    def forward(self, x, hooks):
+        pre = hooks(f"{self.name}.hook_pre", self.fc(x))          # (B, T, d_mlp)
+        post = hooks(f"{self.name}.hook_post", F.gelu(pre))
+        return self.proj(post)                                   # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg, layer):
+        super().__init__()
+        self.name = n = f"blocks.{layer}"
+        self.ln1, self.attn = LayerNorm(cfg.d_model, f"{n}.ln1"), Attention(cfg, f"{n}.attn")
+        self.ln2, self.mlp = LayerNorm(cfg.d_model, f"{n}.ln2"), MLP(cfg, f"{n}.mlp")
+
+    def forward(self, x, hooks):
+        n = self.name
+        x = hooks(f"{n}.hook_resid_pre", x)
+        x = hooks(f"{n}.hook_resid_mid", x + hooks(f"{n}.hook_attn_out", self.attn(self.ln1(x, hooks), hooks)))
+        x = hooks(f"{n}.hook_resid_post", x + hooks(f"{n}.hook_mlp_out", self.mlp(self.ln2(x, hooks), hooks)))
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.d_model)
+        self.blocks = nn.ModuleList([Block(cfg, l) for l in range(cfg.n_layer)])
+        self.ln_f = LayerNorm(cfg.d_model, "ln_final")
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2: scale residual writes by depth
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, idx, hooks=()):
+        """idx: (B, T) token ids -> logits (B, T, vocab). hooks: [(name, fn), ...]."""
+        hooks = hooks if isinstance(hooks, Hooks) else Hooks(hooks)
+        B, T = idx.shape
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
+        pos = torch.arange(T, device=idx.device)
+        x = hooks("hook_embed", self.wte(idx)) + hooks("hook_pos_embed", self.wpe(pos))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, hooks)
+        return self.unembed(self.ln_f(x, hooks))  # (B, T, vocab)
+
+    def run_with_cache(self, idx, names=None, hooks=()):
+        """Logits and a dict of activations (all hook points, or only `names`), detached."""
+        cache = {}
+
+        def saver(name):
+            return lambda x: cache.__setitem__(name, x.detach())
+        names = hook_names(self.cfg) if names is None else names
+        logits = self(idx, hooks=list(hooks) + [(n, saver(n)) for n in names])
+        return logits, cache
+
+    def loss(self, idx, targets, ignore_index=0):
+        logits = self(idx)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, stop_token=None, temperature=0.0, generator=None, hooks=()):
+        """Continue (B, T) prompts of equal length. temperature 0 = greedy, else sampled.
+        Rows that emitted `stop_token` keep emitting it. Returns (B, T + new)."""
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if idx.shape[1] >= self.cfg.block_size or (stop_token is not None and done.all()):
+                break
+            logits = self(idx, hooks=hooks)[:, -1, :]  # (B, vocab)
+            if temperature > 0:
+                probs = (logits / temperature).softmax(-1)
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                nxt = logits.argmax(-1)
+            if stop_token is not None:
+                nxt = torch.where(done, torch.full_like(nxt, stop_token), nxt)
+                done |= nxt == stop_token
+            idx = torch.cat([idx, nxt[:, None]], dim=1)
+        return idx
+
+
+def hook_names(cfg):
+    """Every hook point name, in forward order."""
+    names = ["hook_embed", "hook_pos_embed"]
+    for l in range(cfg.n_layer):
+        b = f"blocks.{l}"
+        names += [f"{b}.hook_resid_pre", f"{b}.ln1.hook_scale", f"{b}.ln1.hook_normalized",
+                  f"{b}.attn.hook_q", f"{b}.attn.hook_k", f"{b}.attn.hook_v",
+                  f"{b}.attn.hook_attn_scores", f"{b}.attn.hook_pattern", f"{b}.attn.hook_z",
+                  f"{b}.hook_attn_out", f"{b}.hook_resid_mid", f"{b}.ln2.hook_scale",
+                  f"{b}.ln2.hook_normalized", f"{b}.mlp.hook_pre", f"{b}.mlp.hook_post",
+                  f"{b}.hook_mlp_out", f"{b}.hook_resid_post"]
+    return names + ["ln_final.hook_scale", "ln_final.hook_normalized"]
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line naming the file and the fix."""
+
+
+def save_checkpoint(path, model, world_config, vocab, metrics=None, train_state=None):
+    """Write atomically: a temp file in the same folder, then rename over the target."""
+    payload = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "model_config": asdict(model.cfg), "world_config": dict(world_config), "vocab": list(vocab),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metrics": metrics or {}, "train_state": train_state or {},
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path, vocab=None):
+    """(model, checkpoint dict). Any problem -> CheckpointError with a one-line message."""
+    retrain = "run `python train.py` to create it"
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint; {retrain}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt or not a torch file at all
+        kind = type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({kind}); delete it and {retrain}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a couplet-planning checkpoint; {retrain}")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} but this code reads "
+                              f"version {CHECKPOINT_VERSION}; retrain with `python train.py`")
+    if vocab is not None and list(vocab) != ckpt["vocab"]:
+        raise CheckpointError(f"{path}: checkpoint vocabulary differs from this world's; retrain with "
+                              f"`python train.py`")
+    try:
+        model = GPT(GPTConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the model config ({type(e).__name__}); "
+                              f"retrain with `python train.py`") from None
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,28 @@
+"""Tiny configs shared by the tests: seconds, not minutes."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data import WorldConfig  # noqa: E402
+from model import GPTConfig  # noqa: E402
+from train import TrainConfig, train  # noqa: E402
+
+TINY_WORLD = WorldConfig(n_train=3000, n_test=40)
+TINY_MODEL = GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64)
+
+
+def tiny_train_config(out, **kw):
+    base = dict(max_steps=40, batch_size=16, eval_every=1000, eval_n=20, ckpt_every=20, out=str(out))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny trained model shared by the read-only tests: (checkpoint path, metrics)."""
+    out = tmp_path_factory.mktemp("tiny")
+    metrics = train(TINY_WORLD, TINY_MODEL, tiny_train_config(out, max_steps=60), quiet=True)
+    return os.path.join(out, "model.pt"), metrics

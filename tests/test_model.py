@@ -1,0 +1,134 @@
+import os
+
+import pytest
+import torch
+
+from model import GPT, GPTConfig, hook_names, save_checkpoint, load_checkpoint, CheckpointError
+from conftest import TINY_MODEL
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64)).eval()
+
+
+def test_cache_has_every_hook_with_the_right_shape():
+    model = tiny_model()
+    idx = torch.randint(0, 50, (3, 10))
+    logits, cache = model.run_with_cache(idx)
+    assert logits.shape == (3, 10, 50)
+    assert set(cache) == set(hook_names(model.cfg))
+    assert cache["hook_embed"].shape == (3, 10, 32)
+    assert cache["hook_pos_embed"].shape == (10, 32)
+    assert cache["blocks.1.hook_resid_pre"].shape == (3, 10, 32)
+    assert cache["blocks.0.attn.hook_pattern"].shape == (3, 2, 10, 10)
+    assert cache["blocks.0.mlp.hook_post"].shape == (3, 10, 64)
+    assert cache["ln_final.hook_scale"].shape == (3, 10, 1)
+    pattern = cache["blocks.1.attn.hook_pattern"]
+    assert torch.allclose(pattern.sum(-1), torch.ones(3, 2, 10))
+    assert pattern[0, 0].triu(1).abs().max() == 0  # causal
+
+
+def test_resid_stream_adds_up():
+    model = tiny_model()
+    _, c = model.run_with_cache(torch.randint(0, 50, (2, 8)))
+    for l in range(2):
+        assert torch.allclose(c[f"blocks.{l}.hook_resid_mid"],
+                              c[f"blocks.{l}.hook_resid_pre"] + c[f"blocks.{l}.hook_attn_out"], atol=1e-6)
+        assert torch.allclose(c[f"blocks.{l}.hook_resid_post"],
+                              c[f"blocks.{l}.hook_resid_mid"] + c[f"blocks.{l}.hook_mlp_out"], atol=1e-6)
+
+
+def test_identity_patch_leaves_logits_unchanged_and_a_real_patch_changes_them():
+    model = tiny_model()
+    a, b = torch.randint(0, 50, (1, 10)), torch.randint(0, 50, (1, 10))
+    clean = model(a)
+    name = "blocks.1.hook_resid_pre"
+    _, cache_a = model.run_with_cache(a, names=[name])
+    _, cache_b = model.run_with_cache(b, names=[name])
+
+    def patch_from(cache):
+        def fn(x):
+            x = x.clone()
+            x[:, 4] = cache[name][:, 4]
+            return x
+        return fn
+    assert torch.equal(model(a, hooks=[(name, patch_from(cache_a))]), clean)
+    patched = model(a, hooks=[(name, patch_from(cache_b))])
+    assert not torch.allclose(patched, clean)
+    assert torch.allclose(patched[:, :4], clean[:, :4], atol=1e-6)  # causal: earlier positions untouched
+
+
+def test_pattern_path_and_fused_path_agree():
+    model = tiny_model()
+    idx = torch.randint(0, 50, (2, 12))
+    fused = model(idx)
+    logits, _ = model.run_with_cache(idx, names=["blocks.0.attn.hook_pattern"])
+    assert torch.allclose(fused, logits, atol=1e-5)
+
+
+def test_myopic_forward_equals_normal_forward():
+    torch.manual_seed(0)
+    normal = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64))
+    myopic = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64, myopic=True))
+    myopic.load_state_dict(normal.state_dict())
+    idx = torch.randint(0, 50, (2, 12))
+    normal.train(), myopic.train()
+    assert torch.allclose(normal(idx), myopic(idx), atol=1e-5)
+
+
+def test_myopic_blocks_gradient_from_later_loss_into_earlier_positions():
+    torch.manual_seed(0)
+    for myopic, expect_grad in ((False, True), (True, False)):
+        model = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64,
+                              myopic=myopic)).train()
+        idx = torch.randint(0, 50, (1, 8))
+        acts = {}
+
+        def keep(x):
+            x.retain_grad()
+            acts["x"] = x
+        logits = model(idx, hooks=[("blocks.0.hook_resid_mid", keep)])
+        logits[0, 7].logsumexp(-1).backward()  # a loss at the last position only
+        early = acts["x"].grad[0, :7].abs().max().item()
+        assert (early > 0) == expect_grad, (myopic, early)
+        assert acts["x"].grad[0, 7].abs().max().item() > 0  # the diagonal stays live
+
+
+def test_bad_configs_are_refused():
+    for bad in (dict(n_layer=0), dict(d_model=30, n_head=4), dict(n_head=0)):
+        with pytest.raises(ValueError):
+            GPTConfig(**bad).validate()
+
+
+def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
+    model = tiny_model()
+    path = str(tmp_path / "m.pt")
+    save_checkpoint(path, model, {"seed": 0}, ["<pad>"] * 50, {"x": 1.0})
+    loaded, ckpt = load_checkpoint(path)
+    idx = torch.randint(0, 50, (2, 6))
+    assert torch.equal(loaded(idx), model(idx))
+    assert ckpt["metrics"] == {"x": 1.0} and not [f for f in os.listdir(tmp_path) if "tmp" in f]
+
+    def message(p, **kw):
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(p, **kw)
+        assert "\n" not in str(e.value) and p in str(e.value)
+        return str(e.value)
+    assert "no such checkpoint" in message(str(tmp_path / "missing.pt"))
+    (tmp_path / "text.pt").write_text("hello")
+    assert "not a readable checkpoint" in message(str(tmp_path / "text.pt"))
+    data = open(path, "rb").read()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    assert "not a readable checkpoint" in message(str(tmp_path / "trunc.pt"))
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    assert "not a couplet-planning checkpoint" in message(str(tmp_path / "other.pt"))
+    ck = torch.load(path, weights_only=True)
+    ck["version"] = 999
+    torch.save(ck, tmp_path / "future.pt")
+    assert "version 999" in message(str(tmp_path / "future.pt"))
+    ck["version"] = 1
+    ck["model_config"]["d_model"] = 64
+    torch.save(ck, tmp_path / "mismatch.pt")
+    assert "do not fit" in message(str(tmp_path / "mismatch.pt"))
+    assert "vocabulary differs" in message(path, vocab=["x"] * 50)
