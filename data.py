@@ -262,6 +262,14 @@ def parse_line1(line1):
     return line1[0], cue, rhyme
 
 
+def prompt_positions(line1):
+    """Token index of each named role in the prompt `<bos> line1 <nl>` (index 0 is <bos>).
+    'cue' is the meaning noun, 'rhyme' line 1's last word, 'nl' the line break (the prompt's last
+    token, whose output is line 2's first word)."""
+    n = len(line1)
+    return {"bos": 0, "pronoun": 1, "cue": 4, "rhyme_article": n - 1, "rhyme": n, "nl": n + 1}
+
+
 def check_couplet(line1, line2, config=WorldConfig()):
     """The rules a couplet breaks, as a sorted list of names from
     {'rhyme', 'meaning', 'article', 'meter', 'grammar'}; empty means valid.
