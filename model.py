@@ -237,6 +237,42 @@ def hook_names(cfg):
     return names + ["ln_final.hook_scale", "ln_final.hook_normalized"]
 
 
+# ---- TransformerLens export -------------------------------------------------------------------
+def to_transformer_lens(model):
+    """(config dict, state dict) in TransformerLens' HookedTransformer names and shapes, so a trained
+    model opens in TransformerLens without this project importing it (README: "TransformerLens").
+    The same numbers: TL's "gelu" is exact-erf F.gelu, its "LN" puts eps=1e-5 inside the sqrt
+    like ours, and attention scores are divided by sqrt(d_head) in both."""
+    c = model.cfg
+    H, D, C = c.n_head, c.d_model // c.n_head, c.d_model
+    config = dict(n_layers=c.n_layer, d_model=C, d_head=D, n_heads=H, d_mlp=c.d_mlp, d_vocab=c.vocab_size,
+                  d_vocab_out=c.vocab_size, n_ctx=c.block_size, act_fn="gelu", normalization_type="LN",
+                  positional_embedding_type="standard", eps=1e-5, attn_only=False,
+                  default_prepend_bos=False, tokenizer_name=None)
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # nn.Linear stores (out, in); TL stores per-head (in -> out) matrices. Head h owns columns
+    # h*D:(h+1)*D of q, k, v and the same rows of the output projection's input.
+    out = {"embed.W_E": sd["wte.weight"], "pos_embed.W_pos": sd["wpe.weight"]}
+    for l in range(c.n_layer):
+        b = f"blocks.{l}"
+        w_qkv, b_qkv = sd[f"{b}.attn.qkv.weight"].split(C), sd[f"{b}.attn.qkv.bias"].split(C)
+        for name, w, bias in zip("QKV", w_qkv, b_qkv):
+            out[f"{b}.attn.W_{name}"] = w.T.reshape(C, H, D).permute(1, 0, 2).contiguous()  # (H, C, D)
+            out[f"{b}.attn.b_{name}"] = bias.reshape(H, D).contiguous()
+        out[f"{b}.attn.W_O"] = sd[f"{b}.attn.proj.weight"].T.reshape(H, D, C).contiguous()  # (H, D, C)
+        out[f"{b}.attn.b_O"] = sd[f"{b}.attn.proj.bias"]
+        for ln in ("ln1", "ln2"):
+            out[f"{b}.{ln}.w"], out[f"{b}.{ln}.b"] = sd[f"{b}.{ln}.weight"], sd[f"{b}.{ln}.bias"]
+        out[f"{b}.mlp.W_in"] = sd[f"{b}.mlp.fc.weight"].T.contiguous()  # (C, d_mlp)
+        out[f"{b}.mlp.b_in"] = sd[f"{b}.mlp.fc.bias"]
+        out[f"{b}.mlp.W_out"] = sd[f"{b}.mlp.proj.weight"].T.contiguous()  # (d_mlp, C)
+        out[f"{b}.mlp.b_out"] = sd[f"{b}.mlp.proj.bias"]
+    out["ln_final.w"], out["ln_final.b"] = sd["ln_f.weight"], sd["ln_f.bias"]
+    out["unembed.W_U"] = sd["unembed.weight"].T.contiguous()  # (C, vocab)
+    out["unembed.b_U"] = torch.zeros(c.vocab_size)  # we have no unembed bias; TL wants one
+    return config, out
+
+
 # ---- checkpoints ------------------------------------------------------------------------------
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message is one line naming the file and the fix."""

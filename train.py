@@ -3,6 +3,9 @@
 Every field of WorldConfig, GPTConfig and TrainConfig is a flag (`python train.py --help`).
 The run is deterministic: batches are a pure function of (seed, step), so `--resume` from a
 checkpoint ends with exactly the weights an uninterrupted run would have.
+
+`torchrun --nproc_per_node=N train.py ...` trains the same model with DistributedDataParallel: each
+process takes 1/N of every --batch-size batch; process 0 alone evaluates and writes out/.
 """
 from dataclasses import dataclass, asdict, fields, replace
 import argparse
@@ -14,9 +17,13 @@ import sys
 import time
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from data import CoupletWorld, WorldConfig, check_couplet, BOS, NL, EOS, PAD
+from data import (CoupletWorld, WorldConfig, check_couplet, cell_words, BOS, NL, EOS, PAD, NOUNS, OPENERS,
+                  MEANINGS, FAMILIES)
 from model import GPT, GPTConfig, save_checkpoint, load_checkpoint, CheckpointError
 
 
@@ -36,14 +43,49 @@ class TrainConfig:
     resume: bool = False
 
     def validate(self):
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
         for name in ("max_steps", "batch_size", "eval_every", "eval_n", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.min_lr_frac <= 1 or self.warmup_steps < 0 or self.weight_decay < 0:
             raise ValueError("--min-lr-frac must be in [0, 1]; --warmup-steps and --weight-decay >= 0")
         return self
+
+
+class TrainError(Exception):
+    """A run that cannot go on (unwritable --out, full disk); the message is one line with the fix."""
+
+
+def check_world(world_cfg, batch_size):
+    """ValueError naming the flag, for world settings that cannot make the couplets we train on."""
+    if world_cfg.n_train < 1 or world_cfg.n_test < 1:
+        raise ValueError("--n-train and --n-test must be at least 1")
+    if batch_size > world_cfg.n_train:
+        raise ValueError(f"--batch-size {batch_size} exceeds --n-train {world_cfg.n_train}")
+    if not 0 <= world_cfg.distractor_prob <= 1:
+        raise ValueError(f"--distractor-prob must be in [0, 1], got {world_cfg.distractor_prob}")
+    small = sum(len(cell_words(m, f)) in (1, 2) for m in MEANINGS for f in FAMILIES)  # holdout candidates
+    if not 1 <= world_cfg.holdout_cells <= small:
+        raise ValueError(f"--holdout-cells must be in [1, {small}], got {world_cfg.holdout_cells}")
+    # the opener makes up the syllables line 2 lacks, and openers only come in OPENERS' lengths
+    fits = [n for n in range(1, 30) if {n - 3 - w.syllables for w in NOUNS.values()} <= set(OPENERS)]
+    if world_cfg.meter and world_cfg.line2_syllables not in fits:
+        raise ValueError(f"--line2-syllables must be one of {fits} with --meter, got {world_cfg.line2_syllables}")
+
+
+def check_writable(folder):
+    """Fail in the first second, not at the first checkpoint, when --out cannot hold files."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise TrainError(f"cannot write to --out {folder!r} ({e.strerror or e}); "
+                         f"point --out at a folder you can write to") from None
 
 
 # ---- writing and scoring line 2 -----------------------------------------------------------------
@@ -115,11 +157,56 @@ def make_optimizer(model, cfg):
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
 
 
+def shard_loss(net, batch, rank, world_size):
+    """This process's part of the whole batch's mean loss. It sums the loss over its 1/world_size of
+    the rows and divides by the token count of the *whole* batch (times world_size, since DDP
+    averages gradients), so the gradient is exactly one process's on the whole batch even when
+    padding leaves the shards with different token counts."""
+    x, y = batch[:, :-1], batch[:, 1:]
+    rows = slice(rank * len(batch) // world_size, (rank + 1) * len(batch) // world_size)
+    logits = net(x[rows])
+    loss = F.cross_entropy(logits.flatten(0, 1), y[rows].flatten(), ignore_index=PAD, reduction="sum")
+    return loss * world_size / (y != PAD).sum()
+
+
+def sync(loss, stopping, world_size):
+    """One collective per step: the whole batch's mean loss (for the log) and whether any process
+    was asked to stop, so that every process leaves the loop at the same step."""
+    t = torch.tensor([loss.item(), float(stopping)], dtype=torch.float64, device=loss.device)
+    dist.all_reduce(t)
+    return t[0] / world_size, t[1].item() > 0
+
+
 def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=None, quiet=False):
     """Train (or resume) and return the final metrics dict. `on_step(step)` may return True to
-    request a stop (what Ctrl-C does): the loop saves a checkpoint and returns."""
+    request a stop (what Ctrl-C does): the loop saves a checkpoint and returns None.
+    Under torchrun (WORLD_SIZE > 1) every process calls this; only rank 0 writes and returns metrics."""
     cfg.validate()
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if cfg.batch_size % world_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes "
+                         f"({world_size}): each takes an equal share of the batch")
+    check_world(world_cfg, cfg.batch_size)
+    if rank == 0:
+        check_writable(cfg.out)
+    own_group = world_size > 1 and not dist.is_initialized()
+    if own_group:  # torchrun set MASTER_ADDR/PORT, RANK and WORLD_SIZE
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        metrics = fit(world_cfg, model_cfg, cfg, on_step, quiet, rank, world_size)
+        if own_group:  # the others wait while rank 0 evaluates: a process leaving early can abort gloo
+            dist.barrier()
+        return metrics
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def fit(world_cfg, model_cfg, cfg, on_step, quiet, rank, world_size):
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world_size > 1 and device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+        torch.cuda.set_device(device)
     world = CoupletWorld(world_cfg)
     model_cfg = model_cfg or GPTConfig()
     model_cfg = replace(model_cfg, vocab_size=len(world.itos), block_size=world.max_len()).validate()
@@ -134,52 +221,77 @@ def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=No
         if ckpt["model_config"] != asdict(model_cfg) or ckpt["world_config"] != asdict(world_cfg):
             raise CheckpointError(f"{ckpt_path}: was trained with other world/model settings; "
                                   f"resume with the same flags or drop --resume")
-        model.load_state_dict(old.state_dict())
-        opt.load_state_dict(state["optimizer"])
-        step, history, losses, elapsed = state["step"], state["history"], state["losses"], state["elapsed"]
+        try:
+            model.load_state_dict(old.state_dict())
+            opt.load_state_dict(state["optimizer"])
+            step, history, losses, elapsed = state["step"], state["history"], state["losses"], state["elapsed"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt_path}: holds no usable training state ({type(e).__name__}); "
+                                  f"drop --resume to start over") from None
     data = world.tensor(world.split("train"), model_cfg.block_size).to(device)  # (N, T) built once
+    net = model
+    if world_size > 1:  # same model in every process; backward() averages their gradients
+        net = DistributedDataParallel(model, device_ids=[device] if device != "cpu" else None)
 
     stop = {"requested": False}
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+    handlers = {sig: signal.signal(sig, lambda *_: stop.update(requested=True))
+                for sig in ((signal.SIGINT, signal.SIGTERM) if world_size > 1 else (signal.SIGINT,))}
+    # (torchrun passes Ctrl-C on to the workers as SIGINT, a scheduler's stop as SIGTERM)
 
     def checkpoint(metrics=None):
+        if rank != 0:
+            return
         state = {"step": step, "optimizer": opt.state_dict(), "history": history, "losses": losses,
                  "elapsed": elapsed,
                  "train_config": asdict(cfg)}
-        save_checkpoint(ckpt_path, model, asdict(world_cfg), world.itos, metrics, state)
+        try:
+            save_checkpoint(ckpt_path, model, asdict(world_cfg), world.itos, metrics, state)
+        except OSError as e:  # full disk, folder gone: the rename never happened
+            raise TrainError(f"could not save {ckpt_path} at step {step} ({e.strerror or e}); the previous "
+                             f"checkpoint is untouched: fix that, then continue with --resume") from None
 
     model.train()
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=quiet, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=quiet or rank != 0, desc="train", dynamic_ncols=True)
+    if step and not quiet and rank == 0:
+        bar.write(f"resuming from step {step} of {ckpt_path}")
     t0 = time.time() - elapsed
+    stopping = False
     try:
-        while step < cfg.max_steps and not stop["requested"]:
+        while step < cfg.max_steps and not stopping:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             batch = data[batch_indices(step, len(data), cfg.batch_size, cfg.seed)]  # (B, T)
-            loss = model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD)
+            if world_size == 1:
+                loss = model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD)
+            else:
+                loss = shard_loss(net, batch, rank, world_size)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
+            stopping = stop["requested"] or bool(on_step is not None and on_step(step))
+            if world_size > 1:
+                loss, stopping = sync(loss, stopping, world_size)
             elapsed = time.time() - t0
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if step % 10 == 0 or step == 1:
                 losses.append([step, round(loss.item(), 4)])
-            if step % cfg.eval_every == 0 and step < cfg.max_steps:
+            if step % cfg.eval_every == 0 and step < cfg.max_steps and rank == 0:
                 quick = evaluate(model, world, "test", max(1, cfg.eval_n // 4))
                 history.append({"step": step, "loss": loss.item(), "valid": quick["valid"]})
                 bar.write(f"step {step}: loss {loss.item():.3f}, test valid {quick['valid']:.3f}")
-            if on_step is not None and on_step(step):
-                stop["requested"] = True
             if step % cfg.ckpt_every == 0 and step < cfg.max_steps:
                 checkpoint()
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if step < cfg.max_steps:  # interrupted: save what we have, resume later
         checkpoint()
+        return None
+    if rank != 0:
         return None
     train_seconds = time.time() - t0
     metrics = {"test": evaluate(model, world, "test", cfg.eval_n),
@@ -188,9 +300,19 @@ def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=No
                "params": sum(p.numel() for p in model.parameters()),
                "first_loss": losses[0][1], "final_loss": losses[-1][1],
                "history": history, "device": device, "steps": step}
+    if world_size > 1:
+        metrics["processes"] = world_size
     checkpoint(metrics)
-    with open(os.path.join(cfg.out, "train_metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    path = os.path.join(cfg.out, "train_metrics.json")
+    try:  # like the checkpoint: a temp file, then rename, so a full disk leaves no half file
+        with open(path + ".tmp", "w") as f:
+            json.dump(metrics, f, indent=2)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+        raise TrainError(f"could not write {path} ({e.strerror or e}); the checkpoint {ckpt_path} holds "
+                         f"the same metrics") from None
     return metrics
 
 
@@ -207,7 +329,8 @@ def add_dataclass_flags(parser, cls, group_name, skip=()):
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
-            group.add_argument(flag, action="store_true", default=f.default, help=f"(default: {f.default})")
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=f"(default: {f.default})")  # --meter / --no-meter
         else:
             typ = {"int": int, "float": float, "str": str}.get(f.type, f.type)
             group.add_argument(flag, type=typ, default=f.default, help=f"(default: %(default)s)")
@@ -225,20 +348,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
     world_cfg = WorldConfig(**{f.name: getattr(args, f.name) for f in fields(WorldConfig) if f.name != "seed"},
                             seed=args.seed)
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    again = "`python train.py --resume`" if world_size == 1 else "the same torchrun command plus --resume"
     try:
         cfg = pick(TrainConfig, args).validate()
         model_cfg = pick(GPTConfig, args).validate()
-        if world_cfg.n_train < 1 or world_cfg.n_test < 1:
-            raise ValueError("--n-train and --n-test must be at least 1")
         metrics = train(world_cfg, model_cfg, cfg)
-    except ValueError as e:
+    except ValueError as e:  # a flag out of range: usage
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
-    except CheckpointError as e:
+    except (CheckpointError, TrainError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (building data, final evaluation)
+        print(f"train.py: interrupted; checkpoints already in {args.out}/ are intact — continue with "
+              f"{again}", file=sys.stderr)
+        return 130
+    if rank != 0:
+        return 0
     if metrics is None:
-        print(f"stopped; checkpoint saved to {cfg.out}/model.pt — continue with `python train.py --resume`")
+        print(f"stopped; checkpoint saved to {cfg.out}/model.pt — continue with {again}")
         return 0
     t, h = metrics["test"], metrics["holdout"]
     print(f"test: rhyme {t['rhyme']:.3f} meaning {t['meaning']:.3f} valid {t['valid']:.3f} (n={t['n']}); "

@@ -1,0 +1,212 @@
+"""train.py under stress: bad flags, unwritable --out, a full disk, bad checkpoints, SIGKILL,
+Ctrl-C, and two processes under torchrun. Every failure is one line on stderr and exit 2 (usage)
+or 1 (runtime), never a traceback."""
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import model as model_module
+from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
+from model import load_checkpoint, save_checkpoint
+from train import main, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--n-train", "3000", "--n-test", "40", "--n-layer", "2", "--n-head", "2", "--d-model", "32",
+        "--d-mlp", "64", "--batch-size", "16", "--eval-every", "1000", "--eval-n", "20"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train several times faster on one thread when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_main(capsys, *argv):
+    """main() in this process: (exit code, stderr). argparse errors arrive as SystemExit."""
+    try:
+        code = main([*TINY, *argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_error_line(err, *words):
+    assert "Traceback" not in err, err
+    errors = [l for l in err.splitlines() if "error:" in l]  # (the progress bar may precede it)
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    return errors[0]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--lr", "nan"], ["--lr"]), (["--lr", "inf"], ["--lr"]), (["--n-train", "0"], ["--n-train"]),
+    (["--batch-size", "5000"], ["--batch-size", "--n-train"]), (["--holdout-cells", "0"], ["--holdout-cells"]),
+    (["--holdout-cells", "999"], ["--holdout-cells"]), (["--line2-syllables", "3"], ["--line2-syllables"]),
+    (["--distractor-prob", "2"], ["--distractor-prob"]), (["--seed", "-1"], ["--seed"]),
+    (["--d-model", "30", "--n-head", "4"], ["d_model"]), (["--ckpt-every", "0"], ["--ckpt-every"]),
+    (["--d-model", "3.5"], ["--d-model"]), (["--bogus"], ["--bogus"]), (["--max-steps"], ["--max-steps"]),
+])
+def test_out_of_range_flags_exit_2_with_one_line(argv, words, capsys, tmp_path):
+    code, err = run_main(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert_one_error_line(err, *words)
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_meter_can_be_switched_off():
+    from train import ArgumentParser, add_dataclass_flags
+    from data import WorldConfig
+    parser = ArgumentParser()
+    add_dataclass_flags(parser, WorldConfig, "world")
+    assert parser.parse_args([]).meter is True and parser.parse_args(["--no-meter"]).meter is False
+
+
+def test_batch_must_split_evenly_over_processes(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun would set them; the check comes before any connection
+    monkeypatch.setenv("RANK", "0")
+    code, err = run_main(capsys, "--batch-size", "15", "--out", str(tmp_path))
+    assert code == 2
+    assert_one_error_line(err, "--batch-size 15", "divisible", "(2)")
+
+
+def test_unwritable_out_fails_at_once_with_exit_1(capsys, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for out in (a_file, a_file / "below"):  # (a read-only folder would not stop root)
+        t0 = time.time()
+        code, err = run_main(capsys, "--max-steps", "1000", "--out", str(out))
+        assert code == 1 and time.time() - t0 < 10  # before training, not at the first checkpoint
+        assert_one_error_line(err, "cannot write to --out", str(out))
+    assert a_file.read_text() == "not a folder"
+
+
+def test_full_disk_during_save_keeps_the_previous_checkpoint(capsys, tmp_path, monkeypatch):
+    real_save, saved = torch.save, []
+
+    def save(obj, f, *a, **kw):
+        if saved:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, f, *a, **kw)
+        saved.append(f)
+    monkeypatch.setattr(model_module.torch, "save", save)
+    out = tmp_path / "out"
+    code, err = run_main(capsys, "--max-steps", "30", "--ckpt-every", "10", "--out", str(out))
+    assert code == 1
+    line = assert_one_error_line(err, "No space left on device", "untouched", "--resume")
+    assert "step 20" in line
+    assert os.listdir(out) == ["model.pt"]  # no temp file left behind
+    monkeypatch.undo()
+    assert load_checkpoint(str(out / "model.pt"))[1]["train_state"]["step"] == 10
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C handler given back
+
+
+@pytest.fixture(scope="module")
+def checkpoint_10(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt10")
+    train(TINY_WORLD, TINY_MODEL, tiny_train_config(out, max_steps=20, ckpt_every=10), on_step=lambda s: s == 10,
+          quiet=True)
+    return out / "model.pt"
+
+
+def test_resume_from_a_bad_checkpoint_exits_1_with_one_line(capsys, tmp_path, checkpoint_10):
+    good = checkpoint_10.read_bytes()
+    cases = {"truncated": (good[:len(good) // 2], [], "not a readable checkpoint"),
+             "garbage": (b"hello", [], "not a readable checkpoint"),
+             "other model": (good, ["--d-model", "48"], "other world/model settings")}
+    for name, (data, flags, words) in cases.items():
+        out = tmp_path / name.replace(" ", "_")
+        out.mkdir()
+        (out / "model.pt").write_bytes(data)
+        code, err = run_main(capsys, "--max-steps", "20", "--resume", *flags, "--out", str(out))
+        assert code == 1, name
+        assert_one_error_line(err, words, str(out / "model.pt"))
+        assert (out / "model.pt").read_bytes() == data  # nothing overwritten
+    # a checkpoint saved without training state (e.g. by another tool): cannot resume
+    out = tmp_path / "weights_only"
+    m = load_checkpoint(str(checkpoint_10))[0]
+    ck = torch.load(checkpoint_10, weights_only=True)
+    save_checkpoint(str(out / "model.pt"), m, ck["world_config"], ck["vocab"])
+    code, err = run_main(capsys, "--max-steps", "20", "--resume", "--out", str(out))
+    assert code == 1
+    assert_one_error_line(err, "no usable training state", "drop --resume")
+
+
+def start_cli(out, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *TINY, "--out", str(out), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+
+
+def wait_for(path, proc, timeout=60):
+    t0 = time.time()
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
+    flags = ["--max-steps", "300", "--ckpt-every", "5"]
+    proc = start_cli(tmp_path, *flags)
+    wait_for(tmp_path / "model.pt", proc)
+    time.sleep(0.2)  # let it run on past the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    saved = load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"]
+    assert 5 <= saved < 300 and saved % 5 == 0
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *TINY, "--out", str(tmp_path), *flags,
+                        "--resume"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    assert f"resuming from step {saved} " in r.stdout  # lost at most one checkpoint interval
+    final = load_checkpoint(str(tmp_path / "model.pt"))[1]
+    assert final["train_state"]["step"] == 300 and final["metrics"]["steps"] == 300
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+    proc = start_cli(tmp_path, "--max-steps", "100000", "--ckpt-every", "5")
+    wait_for(tmp_path / "model.pt", proc)
+    first = load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "--resume" in out
+    assert load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"] >= first
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes_train_what_one_process_trains(tmp_path):
+    """Each process takes half of every batch; the weights match one process on the whole batch."""
+    steps = ["--max-steps", "20", "--ckpt-every", "10"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={free_port()}", os.path.join(ROOT, "train.py"), *TINY, *steps,
+           "--out", str(tmp_path / "two")]
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo") if sys.platform == "linux" else dict(os.environ)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("test: rhyme") == 1  # only rank 0 reports
+    assert sorted(os.listdir(tmp_path / "two")) == ["model.pt", "train_metrics.json"]
+    train(TINY_WORLD, TINY_MODEL, tiny_train_config(tmp_path / "one", max_steps=20, ckpt_every=10), quiet=True)
+    one, two = load_checkpoint(str(tmp_path / "one" / "model.pt")), load_checkpoint(str(tmp_path / "two" / "model.pt"))
+    a, b = one[0].state_dict(), two[0].state_dict()
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff < 1e-5, diff
+    assert two[1]["metrics"]["processes"] == 2
+    assert [l for _, l in one[1]["train_state"]["losses"]] == pytest.approx(
+        [l for _, l in two[1]["train_state"]["losses"]], abs=2e-4)  # the logged loss is the whole batch's
