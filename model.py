@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+NL_TOKEN = 2  # the id of <nl> in data.py, used only by the nl_barrier architecture
 CHECKPOINT_FORMAT = "couplet-planning-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -34,6 +35,7 @@ class GPTConfig:
     d_model: int = 128
     d_mlp: int = 512
     myopic: bool = False   # Wu, Morris & Levine 2024: no gradient from position t into positions < t
+    nl_barrier: bool = False  # tokens after the line break may attend only to it and later tokens
 
     def validate(self):
         """Raise ValueError with a one-line reason when the shape is impossible."""
@@ -94,24 +96,32 @@ class Attention(nn.Module):
         B, T, _ = t.shape
         return t.view(B, T, self.n_head, self.d_head).transpose(1, 2)
 
-    def forward(self, x, hooks):  # x: (B, T, C), already layer-normed
+    def forward(self, x, hooks, kv=None, barrier=None):  # x: (B, T, C), already layer-normed
         B, T, C = x.shape
         n = self.name
         q, k, v = [self.split_heads(t) for t in self.qkv(x).split(C, dim=2)]  # (B, H, T, D) each
         q, k, v = hooks(f"{n}.hook_q", q), hooks(f"{n}.hook_k", k), hooks(f"{n}.hook_v", v)
+        if kv is not None:  # generation: prepend the cached keys/values of earlier tokens
+            k, v = kv.extend(n, k, v)  # (B, H, S, D), S = cached + T
+        S = k.shape[2]
+        mask = self.causal[S - T:S, :S]  # (T, S): query i sits at absolute position S - T + i
+        if barrier is not None:
+            mask = mask & barrier  # (B, 1, T, S)
         if self.myopic and self.training:
-            z = self.myopic_attention(x, q, k, v)
+            z = self.myopic_attention(x, q, k, v, mask)
         elif hooks.wants(f"{n}.hook_attn_scores", f"{n}.hook_pattern"):
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, T)
-            scores = hooks(f"{n}.hook_attn_scores", scores.masked_fill(~self.causal[:T, :T], float("-inf")))
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, S)
+            scores = hooks(f"{n}.hook_attn_scores", scores.masked_fill(~mask, float("-inf")))
             pattern = hooks(f"{n}.hook_pattern", scores.softmax(-1))
             z = pattern @ v  # (B, H, T, D)
-        else:  # same numbers, one fused kernel: the fast path when nobody looks at the pattern
+        elif S == T and barrier is None:  # same numbers, one fused kernel: the fast path
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         z = hooks(f"{n}.hook_z", z)
         return self.proj(z.transpose(1, 2).reshape(B, T, C))
 
-    def myopic_attention(self, x, q, k, v):
+    def myopic_attention(self, x, q, k, v, mask):
         """Forward values identical to causal attention, but position t's loss cannot shape the
         keys and values of earlier positions: those come from a detached copy of the hidden state.
         Only the diagonal (a position attending to itself) keeps its live key and value."""
@@ -122,7 +132,7 @@ class Attention(nn.Module):
         scores = q @ k_past.transpose(-2, -1)  # (B, H, T, T) past keys carry no gradient
         diag = (q * k).sum(-1)  # (B, H, T) live self-key
         scores = torch.where(eye, diag.unsqueeze(-1), scores) / math.sqrt(self.d_head)
-        pattern = scores.masked_fill(~self.causal[:T, :T], float("-inf")).softmax(-1)
+        pattern = scores.masked_fill(~mask, float("-inf")).softmax(-1)
         off = pattern.masked_fill(eye, 0.0)
         return off @ v_past + pattern.diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * v
 
@@ -147,10 +157,11 @@ class Block(nn.Module):
         self.ln1, self.attn = LayerNorm(cfg.d_model, f"{n}.ln1"), Attention(cfg, f"{n}.attn")
         self.ln2, self.mlp = LayerNorm(cfg.d_model, f"{n}.ln2"), MLP(cfg, f"{n}.mlp")
 
-    def forward(self, x, hooks):
+    def forward(self, x, hooks, kv=None, barrier=None):
         n = self.name
         x = hooks(f"{n}.hook_resid_pre", x)
-        x = hooks(f"{n}.hook_resid_mid", x + hooks(f"{n}.hook_attn_out", self.attn(self.ln1(x, hooks), hooks)))
+        attn = self.attn(self.ln1(x, hooks), hooks, kv, barrier)
+        x = hooks(f"{n}.hook_resid_mid", x + hooks(f"{n}.hook_attn_out", attn))
         x = hooks(f"{n}.hook_resid_post", x + hooks(f"{n}.hook_mlp_out", self.mlp(self.ln2(x, hooks), hooks)))
         return x
 
@@ -176,17 +187,37 @@ class GPT(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, idx, hooks=()):
-        """idx: (B, T) token ids -> logits (B, T, vocab). hooks: [(name, fn), ...]."""
+    def forward(self, idx, hooks=(), kv=None):
+        """idx: (B, T) token ids -> logits (B, T, vocab). hooks: [(name, fn), ...].
+        kv: a KVCache holding earlier tokens (generation); idx then holds only the new tokens."""
         hooks = hooks if isinstance(hooks, Hooks) else Hooks(hooks)
         B, T = idx.shape
-        if T > self.cfg.block_size:
-            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
-        pos = torch.arange(T, device=idx.device)
+        start = kv.length if kv is not None else 0
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
         x = hooks("hook_embed", self.wte(idx)) + hooks("hook_pos_embed", self.wpe(pos))  # (B, T, C)
+        barrier = self.barrier_mask(idx, start, kv) if self.cfg.nl_barrier else None
         for block in self.blocks:
-            x = block(x, hooks)
+            x = block(x, hooks, kv, barrier)
+        if kv is not None:
+            kv.length += T
         return self.unembed(self.ln_f(x, hooks))  # (B, T, vocab)
+
+    @staticmethod
+    def barrier_mask(idx, start, kv):
+        """(B, 1, T, S) True where a query may attend a key under nl_barrier: keys at or after the
+        last <nl> strictly before the query (so <nl> itself still reads line 1, line 2 does not)."""
+        B, T = idx.shape
+        pos = torch.arange(start, start + T, device=idx.device)
+        before = kv.last_nl if kv is not None and kv.last_nl is not None else \
+            torch.full((B,), -1, device=idx.device)
+        upto = torch.where(idx == NL_TOKEN, pos, -1).cummax(1).values.maximum(before[:, None])  # (B, T)
+        last_before = torch.cat([before[:, None], upto[:, :-1]], 1)  # (B, T)
+        if kv is not None:
+            kv.last_nl = upto[:, -1]
+        keys = torch.arange(start + T, device=idx.device)
+        return (keys[None, None, :] >= last_before[:, :, None]).unsqueeze(1)
 
     def run_with_cache(self, idx, names=None, hooks=()):
         """Logits and a dict of activations (all hook points, or only `names`), detached."""
@@ -203,14 +234,18 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, stop_token=None, temperature=0.0, generator=None, hooks=()):
+    def generate(self, idx, max_new_tokens, stop_token=None, temperature=0.0, generator=None, hooks=(),
+                 step_hooks=()):
         """Continue (B, T) prompts of equal length. temperature 0 = greedy, else sampled.
-        Rows that emitted `stop_token` keep emitting it. Returns (B, T + new)."""
+        Rows that emitted `stop_token` keep emitting it. Returns (B, T + new).
+
+        The prompt runs once with `hooks`; each new token then runs alone against the cached keys
+        and values, with `step_hooks`. An edit at a prompt position therefore lasts for the whole
+        generation (the edited keys/values are cached), exactly as if it were re-applied each step."""
         done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        kv = KVCache()
+        logits = self(idx, hooks=hooks, kv=kv)[:, -1, :]  # (B, vocab)
         for _ in range(max_new_tokens):
-            if idx.shape[1] >= self.cfg.block_size or (stop_token is not None and done.all()):
-                break
-            logits = self(idx, hooks=hooks)[:, -1, :]  # (B, vocab)
             if temperature > 0:
                 probs = (logits / temperature).softmax(-1)
                 nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -220,7 +255,23 @@ class GPT(nn.Module):
                 nxt = torch.where(done, torch.full_like(nxt, stop_token), nxt)
                 done |= nxt == stop_token
             idx = torch.cat([idx, nxt[:, None]], dim=1)
+            if idx.shape[1] >= self.cfg.block_size or (stop_token is not None and done.all()):
+                break
+            logits = self(nxt[:, None], hooks=step_hooks, kv=kv)[:, -1, :]
         return idx
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, per attention layer (used only by generate)."""
+
+    def __init__(self):
+        self.length, self.k, self.v, self.last_nl = 0, {}, {}, None
+
+    def extend(self, layer, k, v):  # k, v: (B, H, T_new, D) -> everything so far
+        if layer in self.k:
+            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
 
 
 def hook_names(cfg):
@@ -244,6 +295,8 @@ def to_transformer_lens(model):
     The same numbers: TL's "gelu" is exact-erf F.gelu, its "LN" puts eps=1e-5 inside the sqrt
     like ours, and attention scores are divided by sqrt(d_head) in both."""
     c = model.cfg
+    if c.nl_barrier:
+        raise ValueError("an nl_barrier model masks attention by token; TransformerLens has no such mask")
     H, D, C = c.n_head, c.d_model // c.n_head, c.d_model
     config = dict(n_layers=c.n_layer, d_model=C, d_head=D, n_heads=H, d_mlp=c.d_mlp, d_vocab=c.vocab_size,
                   d_vocab_out=c.vocab_size, n_ctx=c.block_size, act_fn="gelu", normalization_type="LN",

@@ -132,3 +132,36 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
     torch.save(ck, tmp_path / "mismatch.pt")
     assert "do not fit" in message(str(tmp_path / "mismatch.pt"))
     assert "vocabulary differs" in message(path, vocab=["x"] * 50)
+
+
+def test_kv_cache_generation_equals_full_recompute():
+    model = tiny_model()
+    idx = torch.randint(0, 50, (3, 5))
+    ref = idx.clone()
+    for _ in range(6):
+        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(model.generate(idx, 6), ref)
+
+
+def test_nl_barrier_hides_line1_from_line2_only():
+    from data import NL
+    from model import NL_TOKEN
+    assert NL == NL_TOKEN
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64, nl_barrier=True)
+    model = GPT(cfg).eval()
+    a = torch.tensor([[1, 5, 6, 7, NL, 9, 10, 11]])
+    b = a.clone()
+    b[0, 2] = 30  # change a line-1 token
+    _, ca = model.run_with_cache(a, names=["blocks.0.hook_resid_mid"])
+    _, cb = model.run_with_cache(b, names=["blocks.0.hook_resid_mid"])
+    ra, rb = ca["blocks.0.hook_resid_mid"][0], cb["blocks.0.hook_resid_mid"][0]
+    assert not torch.allclose(ra[2:5], rb[2:5])        # line 1 and the <nl> itself see the change
+    assert torch.allclose(ra[5:], rb[5:], atol=1e-6)   # line 2 does not (it can only read <nl>)
+    _, cache = model.run_with_cache(a, names=["blocks.0.attn.hook_pattern"])
+    p = cache["blocks.0.attn.hook_pattern"][0, :, 6]  # a line-2 query
+    assert p[:, :4].abs().max() == 0 and p[:, 4].min() > 0
+    ref = a[:, :6]
+    for _ in range(3):
+        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(model.generate(a[:, :6], 3), ref)  # the KV cache keeps the barrier

@@ -1,0 +1,400 @@
+"""Where does the model plan line 2's ending, is the plan used, and can we redirect it?
+
+`python analyze.py` loads out/model.pt, runs the experiments of planning.py on held-out line 1s
+and writes out/report/index.html, out/report/results.json and a console summary. Every number,
+figure and example in the report is computed here, by this run. Each report section is one
+function below (`section_*`): it runs its experiment and returns (results, html).
+"""
+from dataclasses import dataclass, fields
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+from data import NOUNS, valid_endings, world_from_dict
+from model import GPT, load_checkpoint, CheckpointError
+import planning as P
+import questions as Q
+import report as R
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    checkpoint: str = "out/model.pt"
+    out: str = "out/report"
+    n_prompts: int = 300        # held-out line 1s per experiment
+    n_fit: int = 1500           # training line 1s to fit probes and directions
+    n_calibrate: int = 200      # training line 1s to pick intervention scales
+    seed: int = 0
+
+
+class Ctx:
+    """What every section needs: the model, an untrained twin, the world and the prompt sets."""
+
+    def __init__(self, model, world, cfg):
+        self.model, self.world, self.cfg = model, world, cfg
+        torch.manual_seed(cfg.seed + 1)
+        self.control = GPT(model.cfg).eval()  # random-init control for the probes
+        self.layers = P.layer_hooks(model.cfg)
+        self.layer_names = [f"L{i}" for i in range(len(self.layers))]
+        train_lines = [c.line1 for c in world.split("train")]
+        self.held = [c.line1 for c in world.split("test")[:cfg.n_prompts]]
+        self.fit = train_lines[:cfg.n_fit]
+        self.calib = train_lines[cfg.n_fit:cfg.n_fit + cfg.n_calibrate]
+        self.held_l2 = P.complete(model, world, self.held)
+        self.fit_l2 = P.complete(model, world, self.fit)
+        self.held_end = [P.ending(l) for l in self.held_l2]
+
+
+def written_pairs(lines, l2s):
+    """(line 1, line 2) pairs whose line 2 has the couplet's shape (opener ... article noun), so every
+    line-2 role has a position; the label is whatever ending the model wrote."""
+    return [(a, b) for a, b in zip(lines, l2s) if len(b) >= 5 and b[-1] in NOUNS]
+
+
+# ---- sections ------------------------------------------------------------------------------------
+def section_probes(ctx):
+    res = P.probe_experiment(ctx.model, ctx.control, ctx.world, written_pairs(ctx.fit, ctx.fit_l2),
+                             written_pairs(ctx.held, ctx.held_l2), ctx.layers)
+    e = res["ending"]
+    figs = []
+    for target in ("ending", "family", "meaning"):
+        r = res[target]
+        figs.append(R.heatmap_svg(r["trained"], ctx.layer_names, r["roles"], f"probe: {target} (trained model)"))
+    figs.append(R.heatmap_svg(e["random_init"], ctx.layer_names, e["roles"], "control: random-init model"))
+    figs.append(R.heatmap_svg(e["shuffled_labels"], ctx.layer_names, e["roles"], "control: shuffled labels"))
+    best = {role: max(row[j] for row in e["trained"] if row[j] is not None)
+            for j, role in enumerate(e["roles"]) if any(row[j] is not None for row in e["trained"])}
+    res["best_ending_accuracy_by_role"] = best
+    html = f"""<section id="probes"><h2>1. Probes: is the future ending present?</h2>
+<p>A linear probe (ridge regression onto one-hot labels, fit on {e['n_fit']} training line 1s, scored on
+{e['n_held']} held-out ones) tries to read the line-2 ending the model will write from the residual stream at each
+layer (rows; L0 = embeddings, L{len(ctx.layers) - 1} = final) and each position (columns: line 1's roles, the line
+break <code>nl</code>, then line 2's tokens before the ending). Chance (always the most common ending) is
+{R.pct(e['majority_baseline'])}. Two controls sit beside it: the same probes on an untrained model, and probes fit to
+shuffled labels. A probe only shows the information is <em>there</em>; sections 2–6 test whether it is <em>used</em>.</p>
+{''.join(figs)}
+<p>Best ending accuracy at the line break: {R.pct(best.get('nl'))}; at line 1's rhyme word: {R.pct(best.get('rhyme'))};
+at the article just before the ending: {R.pct(best.get('l2_article'))}.</p></section>"""
+    return res, html
+
+
+def section_patching(ctx):
+    out, figs = {}, []
+    for slot in ("rhyme", "cue"):
+        pairs = P.swap_pairs(ctx.world, ctx.held, slot, ctx.cfg.seed)
+        out[slot] = P.patching_experiment(ctx.model, ctx.world, pairs, ctx.layers)
+    site = P.choose_site(out["rhyme"], out["cue"])
+    out["planning_site"] = site
+    for slot, what in (("rhyme", "pairs differing in line 1's rhyme word"), ("cue", "pairs differing in the meaning cue")):
+        m = out[slot]
+        mark = (site["layer"], m["roles"].index(site["position"]))
+        figs.append(R.heatmap_svg(m["rates"], ctx.layer_names, m["roles"],
+                                  f"patching, {what} (n={m['n']})", mark=mark))
+    both = [[None if r is None or c is None else min(r, c) for r, c in zip(rr, cr)]
+            for rr, cr in zip(out["rhyme"]["rates"], out["cue"]["rates"])]
+    out["plan_score"] = both
+    figs.append(R.heatmap_svg(both, ctx.layer_names, out["rhyme"]["roles"], "plan score = min of the two",
+                              mark=(site["layer"], out["rhyme"]["roles"].index(site["position"]))))
+    nl = out["rhyme"]["roles"].index("nl")
+    nl_best = max((both[l][nl] for l in range(len(ctx.layers)) if both[l][nl] is not None), default=0)
+    out["newline_best_plan_score"] = nl_best
+    html = f"""<section id="patching"><h2>2. Activation patching: where is the ending decided and used?</h2>
+<p>Take two line 1s that differ in one word, A and B. Run B, copy its residual stream at one (layer, position)
+into A's run, and let the model write line 2. A cell is the share of pairs where A's line 2 now ends with B's
+ending. Left: pairs whose line-1 rhyme word differs (another rhyme family); middle: pairs whose meaning cue differs
+(another meaning). Copying the rhyme word's own embedding trivially carries the word, so a cell is a
+<em>plan</em> only if it moves the ending for both kinds of pairs: the ending is the intersection of rhyme and
+meaning. <b>Rule:</b> the planning site is the cell with the highest min(rhyme rate, cue rate), ties to the earlier
+layer (outlined in red).</p>{''.join(figs)}
+<p class="key">Chosen planning site: <b>{site['position']}</b> at layer <b>L{site['layer']}</b>
+(<code>{site['hook']}</code>): patching it moves the ending in {R.pct(site['rhyme_rate'])} of rhyme pairs and
+{R.pct(site['cue_rate'])} of cue pairs. The best plan score at the line break itself is {R.pct(nl_best)}.</p></section>"""
+    return out, html
+
+
+def section_interventions(ctx, site):
+    """Directions, suppression, injection, sweep and backward planning, all at the chosen site."""
+    model, world = ctx.model, ctx.world
+    dirs, mu, counts = P.planned_word_directions(model, world, ctx.fit, site)
+    res = {"directions": {"method": "mean difference at the site (mean over prompts ending in w - mean over all)",
+                          "n_words": len(dirs), "fit_prompts": len(ctx.fit)}}
+    held = [(l, e, l2) for l, e, l2 in zip(ctx.held, ctx.held_end, ctx.held_l2) if e in NOUNS]
+    # injection: scale picked on calibration prompts, reported on held-out ones
+    calib_end = [P.ending(l) for l in P.complete(model, world, ctx.calib)]
+    calib = [(l, e) for l, e in zip(ctx.calib, calib_end) if e in NOUNS]
+    c_words = P.pick_injections([c[0] for c in calib], [c[1] for c in calib], dirs, ctx.cfg.seed + 7)
+
+    c_lines, c_end = [c[0] for c in calib], [c[1] for c in calib]
+
+    def inj_rate(scale, steer=True):
+        out = P.inject(model, world, c_lines, site, c_words, dirs, scale, planned=c_end if steer else None)
+        return sum(P.ending(o) == w for o, w in zip(out, c_words)) / len(c_words)
+    scale, grid = P.calibrate([0.5, 1.0, 2.0, 4.0], inj_rate)
+    add_scale, add_grid = P.calibrate([1.0, 2.0, 4.0, 8.0, 16.0], lambda s: inj_rate(s, steer=False))
+    lines, planned = [h[0] for h in held], [h[1] for h in held]
+    words = P.pick_injections(lines, planned, dirs, ctx.cfg.seed)
+    injected = P.inject(model, world, lines, site, words, dirs, scale, planned=planned)
+    added = P.inject(model, world, lines, site, words, dirs, add_scale)
+    hits = [P.ending(o) == w for o, w in zip(injected, words)]
+    res["injection"] = {**P.rate(hits), "site_rate": P.rate(hits)["rate"], "method": "steer: + scale x (d_injected - d_planned)",
+                        "scale": scale, "calibration": grid,
+                        "add_only": {**P.rate([P.ending(o) == w for o, w in zip(added, words)]), "scale": add_scale,
+                                     "calibration": add_grid},
+                        "examples": [{"line1": " ".join(l), "before": " ".join(h[2]), "after": " ".join(o), "injected": w}
+                                     for l, h, o, w in list(zip(lines, held, injected, words))[:4]]}
+    # specificity: injected word vs the most common other outcome
+    res["directions"]["specific_share"] = _specificity(injected, words)
+    # suppression on prompts whose world allows a runner-up
+    two = [h for h in held if len(valid_endings(NOUNS[h[0][3]].meaning, h[0][-1])) >= 2]
+    c_two = [c for c in calib if len(valid_endings(NOUNS[c[0][3]].meaning, c[0][-1])) >= 2]
+
+    def sup_switch(outs, items):
+        return [P.ending(o) != e and P.ending(o) in valid_endings(NOUNS[l[3]].meaning, l[-1])
+                for o, (l, e, *_) in zip(outs, items)]
+
+    def sup_rate(s):
+        outs = P.suppress(model, world, [c[0] for c in c_two], site, [c[1] for c in c_two], dirs, mu, s)
+        return sum(sup_switch(outs, c_two)) / max(1, len(c_two))
+    s_scale, s_grid = P.calibrate([1.0, 2.0, 4.0, 8.0], sup_rate)
+    suppressed = P.suppress(model, world, [h[0] for h in two], site, [h[1] for h in two], dirs, mu, s_scale)
+    sw = sup_switch(suppressed, two)
+    one = [h for h in held if len(valid_endings(NOUNS[h[0][3]].meaning, h[0][-1])) == 1]
+    one_out = P.suppress(model, world, [h[0] for h in one], site, [h[1] for h in one], dirs, mu, s_scale)
+    outcome = _outcomes([h[0] for h in one], [h[1] for h in one], one_out)
+    res["suppression"] = {**P.rate(sw), "switch_rate": P.rate(sw)["rate"], "scale": s_scale, "calibration": s_grid,
+                          "single_ending_prompts": {"n": len(one), "outcomes": outcome},
+                          "examples": [{"line1": " ".join(h[0]), "before": " ".join(h[2]), "after": " ".join(o)}
+                                       for h, o, s in zip(two, suppressed, sw) if s][:4]}
+    # position sweep: the same injection at one position at a time
+    roles = P.role_order(lines)
+    by_role = {}
+    for role in roles:
+        sel = [i for i, l in enumerate(lines) if role in P.prompt_roles(l)]
+        out = P.inject(model, world, [lines[i] for i in sel], site, [words[i] for i in sel], dirs, scale, role,
+                       planned=[planned[i] for i in sel])
+        by_role[role] = P.rate([P.ending(o) == words[i] for o, i in zip(out, sel)])
+    site_rate = by_role[site["position"]]["rate"]
+    other = max(v["rate"] for r, v in by_role.items() if r != site["position"])
+    floor = 1 / len(lines)
+    res["sweep"] = {"layer": site["layer"], "rates_by_position": {r: v["rate"] for r, v in by_role.items()},
+                    "n_by_position": {r: v["n"] for r, v in by_role.items()},
+                    "site_to_best_other_ratio": site_rate / max(other, floor), "best_other_rate": other}
+    # backward planning
+    res["backward"] = {"injection": P.backward_stats(lines, [h[2] for h in held], injected),
+                       "suppression": P.backward_stats([h[0] for h in two], [h[2] for h in two], suppressed)}
+    return res, _interventions_html(res, site, roles, by_role)
+
+
+def _specificity(outs, words):
+    """Share of injected words that are the single most common ending among their own injections."""
+    per = {}
+    for o, w in zip(outs, words):
+        per.setdefault(w, []).append(P.ending(o))
+    ok = [max(set(v), key=v.count) == w for w, v in per.items()]
+    return sum(ok) / max(1, len(ok))
+
+
+def _outcomes(lines, before, after):
+    from collections import Counter
+    kinds = Counter()
+    for l, b, a in zip(lines, before, after):
+        e = P.ending(a)
+        if e == b:
+            kinds["same ending"] += 1
+        elif e in NOUNS and NOUNS[e].family == NOUNS[l[-1]].family:
+            kinds["same rhyme, other meaning"] += 1
+        elif e in NOUNS and NOUNS[e].meaning == NOUNS[l[3]].meaning:
+            kinds["same meaning, other rhyme"] += 1
+        else:
+            kinds["other"] += 1
+    return dict(kinds)
+
+
+def _interventions_html(res, site, roles, by_role):
+    inj, sup, sw, bw = res["injection"], res["suppression"], res["sweep"], res["backward"]
+    ex_inj = "".join(R.couplet(e["line1"], e["after"], f"injected '{e['injected']}'; unedited: {e['before']}")
+                     for e in inj["examples"][:2])
+    ex_sup = "".join(R.couplet(e["line1"], e["after"], f"unedited: {e['before']}") for e in sup["examples"][:2])
+    bars = R.bars_svg([by_role[r]["rate"] for r in roles], roles,
+                      f"injection rate by position (layer L{site['layer']})", highlight=site["position"])
+    one = sup["single_ending_prompts"]
+    bi, bs = bw["injection"], bw["suppression"]
+    bex = "".join(R.couplet(e["line1"], e["after"], f"unedited: {e['before']}") for e in bi["examples"][:2])
+    return f"""<section id="directions"><h2>3. Planned-word directions</h2>
+<p>For each ending word w we take the mean residual at the site over training prompts whose line 2 ends in w, minus
+the mean over all prompts ({res['directions']['n_words']} words with at least 5 prompts). Mean differences point from
+"average" to "planning w" in the model's own units, which is what an intervention should add. Specificity: in the
+injection run below, {R.pct(res['directions']['specific_share'])} of the directions make their own word the most
+common ending.</p></section>
+<section id="suppression"><h2>4. Suppression: the "rabbit → habit" experiment</h2>
+<p>On held-out prompts whose world allows a runner-up ending, we remove the planned ending's direction at the site
+(subtract {sup['scale']:g}× its projection; the scale was picked on separate calibration prompts). Share whose line
+2 now ends with <em>another valid ending</em>: <b>{R.ci(sup)}</b>.</p>{ex_sup}
+<p>On the {one['n']} prompts with a single valid ending, the model wrote instead: {R.esc(one['outcomes'])}.</p></section>
+<section id="injection"><h2>5. Injection: the "green" experiment</h2>
+<p>We pick a word from a <em>different</em> rhyme family and steer the site towards it: add
+{inj['scale']:g}× (d<sub>injected</sub> − d<sub>planned</sub>), the step from "planning the clean ending" to
+"planning the injected word" (scale picked on calibration prompts). Share of held-out prompts whose line 2 ends with
+the injected word: <b>{R.ci(inj)}</b> (the study: 70% of 25 poems). Adding d<sub>injected</sub> alone, on top of the
+prompt's own plan, gives {R.ci(inj['add_only'])} at its best scale ({inj['add_only']['scale']:g}×).</p>{ex_inj}</section>
+<section id="sweep"><h2>6. Position sweep</h2>
+<p>The same injection (same layer, same scale) applied at one position at a time. If the plan lives at the site,
+only the site should work.</p>{bars}
+<p>Site ÷ best other position = <b>{sw['site_to_best_other_ratio']:.1f}</b> (best other position:
+{R.pct(sw['best_other_rate'])}; the ratio's denominator is floored at 1/n).</p></section>
+<section id="backward"><h2>7. Backward planning: do the words before the ending follow the plan?</h2>
+<p>When an intervention changes the ending, line 2's earlier words must change too: the article (a/an), the
+opener's length (the meter: line 2 has a fixed syllable count) and the verb (it suits the ending's meaning).
+Under injection: article right {R.ci(bi['article_adapts'])} (prompts whose new ending needs the other article);
+meter right {R.ci(bi['meter_adapts'])}; verb right {R.ci(bi['verb_adapts'])}. Under suppression: article
+{R.ci(bs['article_adapts'])}; meter {R.ci(bs['meter_adapts'])}.</p>{bex}</section>"""
+
+
+def section_smeared(ctx, site, probes):
+    """Is the plan carried along line 2, or re-read from line 1 at the end?"""
+    lines, clean = ctx.held, ctx.held_end
+    out = {"probe_along_line2": {r: probes["best_ending_accuracy_by_role"].get(r)
+                                 for r in ["nl"] + P.LINE2_ROLES}}
+    for name, role in (("site", site["position"]), ("rhyme_word", "rhyme"), ("cue", "cue")):
+        ko = [P.prompt_roles(l).index(role) for l in lines]
+        written = P.complete(ctx.model, ctx.world, lines, knockout=ko)
+        out[f"knockout_{name}"] = P.rate([P.ending(w) == e for w, e in zip(written, clean)])
+    row = [out["probe_along_line2"][r] for r in ["nl"] + P.LINE2_ROLES]
+    bars = R.bars_svg(row, ["nl"] + P.LINE2_ROLES, "ending probe accuracy along line 2")
+    html = f"""<section id="smeared"><h2>8. Is the plan smeared over line 2?</h2>
+<p>Left: the best probe accuracy for the ending at each line-2 position (before the ending is written). Then an
+attention knockout: every line-2 position is forbidden to attend to one prompt position (its attention score set to
+−∞ in every layer) while the model writes line 2; how often does the ending survive?</p>{bars}
+{R.table([["planning site (" + site['position'] + ")", R.ci(out['knockout_site'])],
+          ["line 1's rhyme word", R.ci(out['knockout_rhyme_word'])],
+          ["the meaning cue", R.ci(out['knockout_cue'])]], ["line 2 cannot see", "ending survives"])}
+</section>"""
+    return out, html
+
+
+def section_questions(ctx, results):
+    """Worlds, smeared, myopic and compositional sections (when `train.py --all` made the variants)."""
+    variants = Q.load_variants(ctx.cfg.checkpoint)
+    if not variants:
+        return None, ""
+    main = {"patching": {s: {k: results["patching"][s][k] for k in ("rates", "roles", "n")} for s in ("rhyme", "cue")},
+            "planning_site": results["planning_site"], "injection_rate": results["injection"]["site_rate"],
+            "injection": results["injection"],
+            "smeared": Q.smeared(ctx.model, ctx.world, ctx.held, ctx.held_end, results["planning_site"], ctx.fit)}
+    worlds = {"main": main}
+    for name, (model, world, _) in variants.items():
+        worlds[name] = Q.world_study(model, world, ctx.held[:200], ctx.fit, ctx.calib, ctx.cfg.seed)
+    results["worlds"] = worlds
+    html = Q.worlds_html(worlds) + Q.smeared_html(worlds)
+    if "myopic" in variants:
+        m = Q.section_myopic(ctx.model, ctx.world, variants["myopic"], main)
+        for name in ("normal", "myopic"):
+            w = worlds["main" if name == "normal" else "myopic"]
+            m[name].update(site=f"{w['planning_site']['position']} @ L{w['planning_site']['layer']} "
+                                f"({R.pct(w['planning_site']['score'])})", injection=w["injection"])
+        m["normal"]["valid"] = results["train_metrics"]["test"]["valid"]
+        results["myopic"] = m
+        html += Q.myopic_html(m)
+    results["compositional"] = {}
+    for name in ["main"] + [n for n in ("barrier",) if n in variants]:
+        model, world = (ctx.model, ctx.world) if name == "main" else variants[name][:2]
+        results["compositional"][name] = Q.section_compositional(model, world, worlds[name]["planning_site"],
+                                                                 ctx.fit, seed=ctx.cfg.seed)
+    html += Q.compositional_html(results["compositional"])
+    return None, html
+
+
+# ---- main ------------------------------------------------------------------------------------------
+def run(cfg, log=print):
+    try:
+        model, ckpt = load_checkpoint(cfg.checkpoint)
+        world = world_from_dict(ckpt["world_config"])
+    except TypeError:
+        raise CheckpointError(f"{cfg.checkpoint}: world config not understood; retrain with `python train.py`")
+    if ckpt["vocab"] != world.itos:
+        raise CheckpointError(f"{cfg.checkpoint}: vocabulary differs from this code's world; retrain")
+    torch.manual_seed(cfg.seed)
+    times, results, sections = {}, {"checkpoint": cfg.checkpoint, "train_metrics": ckpt["metrics"]}, []
+
+    def stage(name, fn, *args):
+        t = time.time()
+        res, html = fn(*args)
+        times[name] = round(time.time() - t, 2)
+        log(f"  {name}: {times[name]} s")
+        sections.append(html)
+        return res
+    t0 = time.time()
+    ctx = Ctx(model, world, cfg)
+    times["setup"] = round(time.time() - t0, 2)
+    results["n_prompts"] = len(ctx.held)
+    results["probes"] = stage("probes", section_probes, ctx)
+    results["patching"] = stage("patching", section_patching, ctx)
+    site = results["patching"]["planning_site"]
+    results["planning_site"] = site
+    results.update(stage("interventions", section_interventions, ctx, site))
+    results["smeared"] = stage("smeared", section_smeared, ctx, site, results["probes"])
+    stage("questions", section_questions, ctx, results)
+    results["seconds"] = times
+    results["seconds_total"] = round(time.time() - t0, 1)
+    os.makedirs(cfg.out, exist_ok=True)
+    with open(os.path.join(cfg.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(cfg.out, "index.html"), "w") as f:
+        answers = Q.answers_html(results) if "worlds" in results else \
+            '<p class="key">Only the main model is present: <code>python train.py --all</code> adds the variant ' \
+            "models that the answers to the reader's questions need.</p>"
+        f.write(R.page("Planning in a tiny poet", intro_html(results, ctx) + answers, sections))
+    return results
+
+
+def intro_html(results, ctx):
+    m = results["train_metrics"]
+    t = m.get("test", {})
+    examples = "".join(R.couplet(" ".join(l), " ".join(l2)) for l, l2 in zip(ctx.held[:3], ctx.held_l2[:3]))
+    return f"""<p>A {ctx.model.cfg.n_layer}-layer, {ctx.model.cfg.d_model}-wide transformer trained from scratch on
+synthetic rhyming couplets writes line 2 for held-out line 1s: valid {R.pct(t.get('valid'))} of {t.get('n')} test
+prompts. Does it decide the last word of line 2 before writing line 2, where is that decision stored, and does it use
+it? This report answers with probes, patching and interventions on {results['n_prompts']} held-out line 1s.
+Some couplets it wrote (line 1 is the prompt):</p>{examples}"""
+
+
+def summary(results):
+    s, inj, sup, sw = results["planning_site"], results["injection"], results["suppression"], results["sweep"]
+    return (f"planning site: {s['position']} @ L{s['layer']} (plan score {s['score']:.2f})\n"
+            f"injection: {R.ci(inj)}\nsuppression (switch to runner-up): {R.ci(sup)}\n"
+            f"sweep site/best-other: {sw['site_to_best_other_ratio']:.1f}\n"
+            f"total {results['seconds_total']} s")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    for f in fields(AnalyzeConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                            help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    cfg = AnalyzeConfig(**vars(args))
+    for name in ("n_prompts", "n_fit", "n_calibrate"):
+        if getattr(cfg, name) < 20:
+            print(f"analyze.py: error: --{name.replace('_', '-')} must be at least 20", file=sys.stderr)
+            return 2
+    try:
+        results = run(cfg)
+    except CheckpointError as e:
+        print(f"analyze.py: error: {e}", file=sys.stderr)
+        return 1
+    print(summary(results))
+    print(f"report: {os.path.join(cfg.out, 'index.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

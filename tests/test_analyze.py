@@ -1,0 +1,41 @@
+"""analyze.py end to end on a tiny model: it writes the report, and twice gives the same numbers."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "analyze.py"), *args], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_analyze_writes_report_and_is_deterministic(tiny_run, tmp_path):
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"r{k}"
+        r = run("--checkpoint", tiny_run[0], "--out", str(out), "--n-prompts", "40", "--n-fit", "300",
+                "--n-calibrate", "40")
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.load(open(out / "results.json"))
+        for key in ("probes", "patching", "planning_site", "suppression", "injection", "sweep", "backward", "smeared"):
+            assert key in res, key
+        assert set(res["sweep"]["rates_by_position"]) >= {"bos", "cue", "rhyme", "nl"}
+        html = open(out / "index.html").read()
+        assert "<svg" in html and 'id="patching"' in html
+        res.pop("seconds"), res.pop("seconds_total")
+        outs.append(res)
+    assert outs[0] == outs[1]
+
+
+def test_missing_checkpoint_is_one_line_exit_1(tmp_path):
+    r = run("--checkpoint", str(tmp_path / "nope.pt"))
+    assert r.returncode == 1 and "python train.py" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_flag_is_one_line_exit_2():
+    for args in (["--n-prompts", "x"], ["--n-prompts", "3"], ["--bogus"]):
+        r = run(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
