@@ -17,8 +17,10 @@ import torch
 from data import NOUNS, valid_endings, world_from_dict
 from model import GPT, load_checkpoint, CheckpointError
 import planning as P
+import interventions as I
 import questions as Q
 import report as R
+import your_couplet as YC
 
 
 @dataclass(frozen=True)
@@ -112,106 +114,18 @@ meaning. <b>Rule:</b> the planning site is the cell with the highest min(rhyme r
 layer (outlined in red).</p>{''.join(figs)}
 <p class="key">Chosen planning site: <b>{site['position']}</b> at layer <b>L{site['layer']}</b>
 (<code>{site['hook']}</code>): patching it moves the ending in {R.pct(site['rhyme_rate'])} of rhyme pairs and
-{R.pct(site['cue_rate'])} of cue pairs. The best plan score at the line break itself is {R.pct(nl_best)}.</p></section>"""
+{R.pct(site['cue_rate'])} of cue pairs. The best plan score at the line break itself is {R.pct(nl_best)}.
+{"" if site["carries_plan"] else "<b>No cell reaches half of both kinds of pairs: no single place carries the plan.</b> "
+ "Only the raw tokens move the ending (line 1's rhyme word and cue at L0), so line 2 re-reads line 1 instead of "
+ "consulting a stored plan. Sections 3–7 still run at this cell, to show what an intervention there does."}</p></section>"""
     return out, html
 
 
 def section_interventions(ctx, site):
     """Directions, suppression, injection, sweep and backward planning, all at the chosen site."""
-    model, world = ctx.model, ctx.world
-    dirs, mu, counts = P.planned_word_directions(model, world, ctx.fit, site)
-    res = {"directions": {"method": "mean difference at the site (mean over prompts ending in w - mean over all)",
-                          "n_words": len(dirs), "fit_prompts": len(ctx.fit)}}
-    held = [(l, e, l2) for l, e, l2 in zip(ctx.held, ctx.held_end, ctx.held_l2) if e in NOUNS]
-    # injection: scale picked on calibration prompts, reported on held-out ones
-    calib_end = [P.ending(l) for l in P.complete(model, world, ctx.calib)]
-    calib = [(l, e) for l, e in zip(ctx.calib, calib_end) if e in NOUNS]
-    c_words = P.pick_injections([c[0] for c in calib], [c[1] for c in calib], dirs, ctx.cfg.seed + 7)
-
-    c_lines, c_end = [c[0] for c in calib], [c[1] for c in calib]
-
-    def inj_rate(scale, steer=True):
-        out = P.inject(model, world, c_lines, site, c_words, dirs, scale, planned=c_end if steer else None)
-        return sum(P.ending(o) == w for o, w in zip(out, c_words)) / len(c_words)
-    scale, grid = P.calibrate([0.5, 1.0, 2.0, 4.0], inj_rate)
-    add_scale, add_grid = P.calibrate([1.0, 2.0, 4.0, 8.0, 16.0], lambda s: inj_rate(s, steer=False))
-    lines, planned = [h[0] for h in held], [h[1] for h in held]
-    words = P.pick_injections(lines, planned, dirs, ctx.cfg.seed)
-    injected = P.inject(model, world, lines, site, words, dirs, scale, planned=planned)
-    added = P.inject(model, world, lines, site, words, dirs, add_scale)
-    hits = [P.ending(o) == w for o, w in zip(injected, words)]
-    res["injection"] = {**P.rate(hits), "site_rate": P.rate(hits)["rate"], "method": "steer: + scale x (d_injected - d_planned)",
-                        "scale": scale, "calibration": grid,
-                        "add_only": {**P.rate([P.ending(o) == w for o, w in zip(added, words)]), "scale": add_scale,
-                                     "calibration": add_grid},
-                        "examples": [{"line1": " ".join(l), "before": " ".join(h[2]), "after": " ".join(o), "injected": w}
-                                     for l, h, o, w in list(zip(lines, held, injected, words))[:4]]}
-    # specificity: injected word vs the most common other outcome
-    res["directions"]["specific_share"] = _specificity(injected, words)
-    # suppression on prompts whose world allows a runner-up
-    two = [h for h in held if len(valid_endings(NOUNS[h[0][3]].meaning, h[0][-1])) >= 2]
-    c_two = [c for c in calib if len(valid_endings(NOUNS[c[0][3]].meaning, c[0][-1])) >= 2]
-
-    def sup_switch(outs, items):
-        return [P.ending(o) != e and P.ending(o) in valid_endings(NOUNS[l[3]].meaning, l[-1])
-                for o, (l, e, *_) in zip(outs, items)]
-
-    def sup_rate(s):
-        outs = P.suppress(model, world, [c[0] for c in c_two], site, [c[1] for c in c_two], dirs, mu, s)
-        return sum(sup_switch(outs, c_two)) / max(1, len(c_two))
-    s_scale, s_grid = P.calibrate([1.0, 2.0, 4.0, 8.0], sup_rate)
-    suppressed = P.suppress(model, world, [h[0] for h in two], site, [h[1] for h in two], dirs, mu, s_scale)
-    sw = sup_switch(suppressed, two)
-    one = [h for h in held if len(valid_endings(NOUNS[h[0][3]].meaning, h[0][-1])) == 1]
-    one_out = P.suppress(model, world, [h[0] for h in one], site, [h[1] for h in one], dirs, mu, s_scale)
-    outcome = _outcomes([h[0] for h in one], [h[1] for h in one], one_out)
-    res["suppression"] = {**P.rate(sw), "switch_rate": P.rate(sw)["rate"], "scale": s_scale, "calibration": s_grid,
-                          "single_ending_prompts": {"n": len(one), "outcomes": outcome},
-                          "examples": [{"line1": " ".join(h[0]), "before": " ".join(h[2]), "after": " ".join(o)}
-                                       for h, o, s in zip(two, suppressed, sw) if s][:4]}
-    # position sweep: the same injection at one position at a time
-    roles = P.role_order(lines)
-    by_role = {}
-    for role in roles:
-        sel = [i for i, l in enumerate(lines) if role in P.prompt_roles(l)]
-        out = P.inject(model, world, [lines[i] for i in sel], site, [words[i] for i in sel], dirs, scale, role,
-                       planned=[planned[i] for i in sel])
-        by_role[role] = P.rate([P.ending(o) == words[i] for o, i in zip(out, sel)])
-    site_rate = by_role[site["position"]]["rate"]
-    other = max(v["rate"] for r, v in by_role.items() if r != site["position"])
-    floor = 1 / len(lines)
-    res["sweep"] = {"layer": site["layer"], "rates_by_position": {r: v["rate"] for r, v in by_role.items()},
-                    "n_by_position": {r: v["n"] for r, v in by_role.items()},
-                    "site_to_best_other_ratio": site_rate / max(other, floor), "best_other_rate": other}
-    # backward planning
-    res["backward"] = {"injection": P.backward_stats(lines, [h[2] for h in held], injected),
-                       "suppression": P.backward_stats([h[0] for h in two], [h[2] for h in two], suppressed)}
-    return res, _interventions_html(res, site, roles, by_role)
-
-
-def _specificity(outs, words):
-    """Share of injected words that are the single most common ending among their own injections."""
-    per = {}
-    for o, w in zip(outs, words):
-        per.setdefault(w, []).append(P.ending(o))
-    ok = [max(set(v), key=v.count) == w for w, v in per.items()]
-    return sum(ok) / max(1, len(ok))
-
-
-def _outcomes(lines, before, after):
-    from collections import Counter
-    kinds = Counter()
-    for l, b, a in zip(lines, before, after):
-        e = P.ending(a)
-        if e == b:
-            kinds["same ending"] += 1
-        elif e in NOUNS and NOUNS[e].family == NOUNS[l[-1]].family:
-            kinds["same rhyme, other meaning"] += 1
-        elif e in NOUNS and NOUNS[e].meaning == NOUNS[l[3]].meaning:
-            kinds["same meaning, other rhyme"] += 1
-        else:
-            kinds["other"] += 1
-    return dict(kinds)
+    res = I.run_interventions(ctx.model, ctx.world, site, ctx.fit, ctx.held, ctx.calib, ctx.cfg.seed)
+    roles = P.role_order(ctx.held)
+    return res, _interventions_html(res, site, roles, res["sweep"]["by_position_with_ci"])
 
 
 def _interventions_html(res, site, roles, by_role):
@@ -234,7 +148,8 @@ common ending.</p></section>
 <p>On held-out prompts whose world allows a runner-up ending, we remove the planned ending's direction at the site
 (subtract {sup['scale']:g}× its projection; the scale was picked on separate calibration prompts). Share whose line
 2 now ends with <em>another valid ending</em>: <b>{R.ci(sup)}</b>.</p>{ex_sup}
-<p>On the {one['n']} prompts with a single valid ending, the model wrote instead: {R.esc(one['outcomes'])}.</p></section>
+<p>On the {one['n']} prompts with a single valid ending, the model wrote instead:
+{R.esc(', '.join(f"{k}: {v}" for k, v in one['outcomes'].items()))}.</p></section>
 <section id="injection"><h2>5. Injection: the "green" experiment</h2>
 <p>We pick a word from a <em>different</em> rhyme family and steer the site towards it: add
 {inj['scale']:g}× (d<sub>injected</sub> − d<sub>planned</sub>), the step from "planning the clean ending" to
@@ -283,7 +198,7 @@ def section_questions(ctx, results):
         return None, ""
     main = {"patching": {s: {k: results["patching"][s][k] for k in ("rates", "roles", "n")} for s in ("rhyme", "cue")},
             "planning_site": results["planning_site"], "injection_rate": results["injection"]["site_rate"],
-            "injection": results["injection"],
+            "injection": results["injection"], "suppression": results["suppression"], "sweep": results["sweep"],
             "smeared": Q.smeared(ctx.model, ctx.world, ctx.held, ctx.held_end, results["planning_site"], ctx.fit)}
     worlds = {"main": main}
     for name, (model, world, _) in variants.items():
@@ -294,7 +209,7 @@ def section_questions(ctx, results):
         m = Q.section_myopic(ctx.model, ctx.world, variants["myopic"], main)
         for name in ("normal", "myopic"):
             w = worlds["main" if name == "normal" else "myopic"]
-            m[name].update(site=f"{w['planning_site']['position']} @ L{w['planning_site']['layer']} "
+            m[name].update(site=f"{Q.site_name(w['planning_site'])} "
                                 f"({R.pct(w['planning_site']['score'])})", injection=w["injection"])
         m["normal"]["valid"] = results["train_metrics"]["test"]["valid"]
         results["myopic"] = m
@@ -309,14 +224,20 @@ def section_questions(ctx, results):
 
 
 # ---- main ------------------------------------------------------------------------------------------
-def run(cfg, log=print):
+def load(cfg):
+    """(model, world, checkpoint) or CheckpointError with a one-line reason."""
+    model, ckpt = load_checkpoint(cfg.checkpoint)
     try:
-        model, ckpt = load_checkpoint(cfg.checkpoint)
         world = world_from_dict(ckpt["world_config"])
-    except TypeError:
-        raise CheckpointError(f"{cfg.checkpoint}: world config not understood; retrain with `python train.py`")
+    except (TypeError, KeyError):
+        raise CheckpointError(f"{cfg.checkpoint}: world config not understood; retrain with `python train.py`") from None
     if ckpt["vocab"] != world.itos:
         raise CheckpointError(f"{cfg.checkpoint}: vocabulary differs from this code's world; retrain")
+    return model, world, ckpt
+
+
+def run(cfg, log=print):
+    model, world, ckpt = load(cfg)
     torch.manual_seed(cfg.seed)
     times, results, sections = {}, {"checkpoint": cfg.checkpoint, "train_metrics": ckpt["metrics"]}, []
 
@@ -380,16 +301,35 @@ def main(argv=None):
     for f in fields(AnalyzeConfig):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
                             help="(default: %(default)s)")
+    parser.add_argument("--prompt", help="your own line 1 (words from --list-words): line 2, the plan, suppression")
+    parser.add_argument("--list-words", action="store_true", help="print the vocabulary by rhyme family and meaning")
     args = parser.parse_args(argv)
+    prompt, list_only = args.prompt, args.list_words
+    del args.prompt, args.list_words
     cfg = AnalyzeConfig(**vars(args))
     for name in ("n_prompts", "n_fit", "n_calibrate"):
         if getattr(cfg, name) < 20:
             print(f"analyze.py: error: --{name.replace('_', '-')} must be at least 20", file=sys.stderr)
             return 2
     try:
+        if list_only:
+            print(YC.list_words(load(cfg)[1]))
+            return 0
+        if prompt is not None:
+            model, world, _ = load(cfg)
+            fit = [c.line1 for c in world.split("train")[:cfg.n_fit]]
+            YC.run_prompt(model, world, prompt, os.path.join(cfg.out, "results.json"), fit)
+            return 0
         results = run(cfg)
+    except YC.PromptError as e:
+        print(f"analyze.py: error: {e}", file=sys.stderr)
+        return 2
     except CheckpointError as e:
         print(f"analyze.py: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"analyze.py: error: cannot write the report ({e.strerror}: {e.filename}); choose another --out",
+              file=sys.stderr)
         return 1
     print(summary(results))
     print(f"report: {os.path.join(cfg.out, 'index.html')}")

@@ -276,7 +276,8 @@ def patching_experiment(model, world, pairs, layers):
 def choose_site(rhyme_map, cue_map):
     """The planning site: the (layer, role) whose patch moves the ending for BOTH kinds of pairs —
     the ending is the intersection of rhyme and meaning, so a plan must carry both. Score =
-    min(rhyme-swap rate, cue-swap rate); highest wins, ties to the earlier layer then position."""
+    min(rhyme-swap rate, cue-swap rate); highest wins, ties to the earlier layer then position. Below
+    0.5 the site is flagged `carries_plan: False`: the interventions still run there, to show it."""
     best = None
     for li, h in enumerate(rhyme_map["layers"]):
         for ri, role in enumerate(rhyme_map["roles"]):
@@ -286,6 +287,7 @@ def choose_site(rhyme_map, cue_map):
             score = min(r, c)
             if best is None or score > best["score"] + 1e-12:
                 best = {"layer": li, "hook": h, "position": role, "score": score, "rhyme_rate": r, "cue_rate": c}
+    best["carries_plan"] = best["score"] >= 0.5  # else no single place holds the plan: line 2 re-reads
     return best
 
 

@@ -13,6 +13,7 @@ from data import NOUNS, cell_words, valid_endings, check_couplet, world_from_dic
 from model import load_checkpoint
 from worlds import VARIANTS, checkpoint_path
 import planning as P
+from interventions import run_interventions
 import report as R
 
 
@@ -35,25 +36,13 @@ def world_study(model, world, held, fit, calib, seed=0):
     maps = {slot: P.patching_experiment(model, world, P.swap_pairs(world, held, slot, seed), layers)
             for slot in ("rhyme", "cue")}
     site = P.choose_site(maps["rhyme"], maps["cue"])
-    dirs, _, _ = P.planned_word_directions(model, world, fit, site)
+    inter = run_interventions(model, world, site, fit, held, calib, seed)
     planned = [P.ending(l) for l in P.complete(model, world, held)]
     keep = [i for i, e in enumerate(planned) if e in NOUNS]
-    lines, planned = [held[i] for i in keep], [planned[i] for i in keep]
-    c_plan = [P.ending(l) for l in P.complete(model, world, calib)]
-    c_keep = [i for i, e in enumerate(c_plan) if e in NOUNS]
-    c_lines, c_plan = [calib[i] for i in c_keep], [c_plan[i] for i in c_keep]
-    c_words = P.pick_injections(c_lines, c_plan, dirs, seed + 7)
-
-    def steer_rate(scale):
-        out = P.inject(model, world, c_lines, site, c_words, dirs, scale, planned=c_plan)
-        return sum(P.ending(o) == w for o, w in zip(out, c_words)) / len(c_words)
-    scale, _ = P.calibrate([0.5, 1.0, 2.0, 4.0], steer_rate)
-    words = P.pick_injections(lines, planned, dirs, seed)
-    out = P.inject(model, world, lines, site, words, dirs, scale, planned=planned)
-    injection = {**P.rate([P.ending(o) == w for o, w in zip(out, words)]), "scale": scale}
     return {"patching": {s: {"rates": m["rates"], "roles": m["roles"], "n": m["n"]} for s, m in maps.items()},
-            "planning_site": site, "injection_rate": injection["rate"], "injection": injection,
-            "smeared": smeared(model, world, lines, planned, site, fit)}
+            "planning_site": site, "injection_rate": inter["injection"]["rate"], "injection": inter["injection"],
+            "suppression": inter["suppression"], "sweep": inter["sweep"],
+            "smeared": smeared(model, world, [held[i] for i in keep], [planned[i] for i in keep], site, fit)}
 
 
 def smeared(model, world, lines, planned, site, fit):
@@ -187,13 +176,20 @@ def worlds_html(worlds):
         figs.append(R.heatmap_svg(both, [f"L{i}" for i in range(len(both))], r["roles"],
                                   f"{name}: plan score (min of rhyme/cue patching)",
                                   mark=(s["layer"], r["roles"].index(s["position"]))))
-        rows.append([name, f"{s['position']} @ L{s['layer']}", R.pct(s["score"]), R.ci(w["injection"])])
+        rows.append([name, site_name(s), R.pct(s["score"]), R.ci(w["injection"]),
+                     R.ci(w["suppression"]), f"{w['sweep']['site_to_best_other_ratio']:.1f}"])
     desc = "".join(f"<li><b>{R.esc(n)}</b>: {R.esc(v[3])}</li>" for n, v in VARIANTS.items() if n in worlds)
     return f"""<section id="worlds"><h2>9. Where is the plan stored, and why there? Worlds side by side</h2>
 <p>Each model below differs from the main one in one documented thing:</p><ul>{desc}</ul>
 <p>For each we redo the patching maps (rhyme pairs and cue pairs) and show the plan score, the smaller of the two
 rates, with the chosen site outlined; then we steer the site towards a word of another rhyme family.</p>{''.join(figs)}
-{R.table(rows, ["model", "chosen site", "plan score", "steering at the site"])}</section>"""
+{R.table(rows, ["model", "chosen site", "plan score", "steering at the site", "suppression → runner-up",
+                 "sweep: site ÷ best other"])}</section>"""
+
+
+def site_name(s):
+    """'nl @ L1', or 'none' when no cell moves both kinds of pairs in at least half the pairs."""
+    return f"{s['position']} @ L{s['layer']}" if s["carries_plan"] else f"none (best: {s['position']} @ L{s['layer']})"
 
 
 def smeared_html(worlds):
@@ -261,35 +257,51 @@ def answers_html(res):
           f"but not <em>used</em> there: the best plan score of any patch at the line break is "
           f"{R.pct(pat['newline_best_plan_score'])}, and the only patches that move the ending are line 1's own rhyme "
           f"word and cue at the embeddings ({link('patching', 'patching map')}). Line 2 re-reads line 1. ")
-    if site["score"] >= 0.5:
+    if site["carries_plan"]:
         q1 = (f"The main model stores the plan at <b>{site['position']} (layer L{site['layer']})</b>: patching it moves the "
               f"ending for {R.pct(site['rhyme_rate'])} of rhyme pairs and {R.pct(site['cue_rate'])} of cue pairs "
               f"({link('patching', 'patching map')}). ")
     for name, w in res.get("worlds", {}).items():
         if name != "main":
             s = w["planning_site"]
-            q1 += (f"In the <b>{name}</b> model the chosen site is {s['position']} at L{s['layer']} (plan score "
+            q1 += (f"In the <b>{name}</b> model the chosen site is {site_name(s)} (plan score "
                    f"{R.pct(s['score'])}; steering there writes the steered word in {R.pct(w['injection_rate'])}). ")
     q1 += f"So the plan sits where the architecture and data make re-reading impossible or costly ({link('worlds', 'worlds')})."
     # Q2
-    q2 = ""
-    for name, w in res.get("worlds", {}).items():
-        s = w["smeared"]
-        q2 += (f"<b>{name}</b>: cutting line 2 off the rhyme word leaves the ending intact in "
-               f"{R.pct(s['knockout_rhyme_word']['rate'])}, off the site in {R.pct(s['knockout_site']['rate'])}, "
-               f"off its own earlier words in {R.pct(s['knockout_earlier_line2']['rate'])}. ")
-    q2 += ("Where cutting the earlier line-2 words costs little, the plan is not carried by words like the opener or "
-           f"the article; it is read from line 1 or the line break at each step ({link('smeared-worlds', 'table')}).")
+    w = res.get("worlds", {})
+    parts = []
+    for name, x in w.items():
+        s = x["smeared"]
+        probe = s.get("probe_along_line2", {})
+        parts.append(f"<b>{name}</b>: without line 1's rhyme word the ending survives {R.pct(s['knockout_rhyme_word']['rate'])}, "
+                     f"without the site {R.pct(s['knockout_site']['rate'])}, without its own earlier words "
+                     f"{R.pct(s['knockout_earlier_line2']['rate'])}; the ending is readable at the verb "
+                     f"{R.pct(probe.get('l2_verb'))} and the article {R.pct(probe.get('l2_article'))}")
+    q2 = "; ".join(parts) + ". "
+    if "main" in w and w["main"]["smeared"]["knockout_rhyme_word"]["rate"] < 0.5:
+        q2 += ("In the main model line 2 keeps <em>re-reading</em> line 1's rhyme word: hide it and the ending is lost. ")
+    if "barrier" in w and w["barrier"]["smeared"]["knockout_site"]["rate"] < 0.5:
+        q2 += ("In the barrier model the plan travels only through the line break. ")
+    q2 += ("Hiding line 2's own earlier words also breaks the line's grammar, so that knockout cannot by itself tell a "
+           "smeared plan from syntax; what the words like the opener and the article do carry is the <em>shape</em> "
+           f"of the ending (a/an, syllables), see backward planning ({link('smeared-worlds', 'table')}, "
+           f"{link('backward', 'backward planning')}).")
     # Q3
     if "myopic" in res:
         m = res["myopic"]
+        nl_normal = w.get("main", {}).get("smeared", {}).get("probe_along_line2", {}).get("nl")
+        nl_myopic = w.get("myopic", {}).get("smeared", {}).get("probe_along_line2", {}).get("nl")
         q3 = (f"The myopic model (no gradient from later tokens into earlier ones) pays a myopia gap of "
               f"{m['gap']['ending']['gap']:+.3f} nats on the ending [{m['gap']['ending']['ci'][0]:+.3f}, "
-              f"{m['gap']['ending']['ci'][1]:+.3f}] and {m['gap']['before_ending']['gap']:+.3f} on the words before it; "
-              f"its site is {m['myopic']['site']} and steering there works in {R.pct(m['myopic']['injection']['rate'])} "
-              f"(normal: {R.pct(m['normal']['injection']['rate'])}) ({link('myopic', 'myopic training')}). "
-              "A gap near zero with the plan intact means the early representation is a breadcrumb — useful for the next "
-              "token anyway — rather than pre-cached for later tokens.")
+              f"{m['gap']['ending']['ci'][1]:+.3f}] and {m['gap']['before_ending']['gap']:+.3f} on the words before it "
+              f"({link('myopic', 'myopic training')}). The ending is readable at the line break in "
+              f"{R.pct(nl_normal)} of prompts in the normal model but {R.pct(nl_myopic)} in the myopic one. ")
+        if nl_normal is not None and nl_myopic is not None and nl_myopic < nl_normal - 0.2:
+            q3 += ("So most of the early representation of the ending is <em>pre-cached</em>: it exists because gradients "
+                   "from later tokens shaped it; only what the line break's own next word needs survives without them "
+                   "(a breadcrumb). Training, not search at inference time, puts it there: the reader's \"baked in\". ")
+        else:
+            q3 += "The early representation survives myopic training, so it is a breadcrumb that pays for itself. "
     else:
         q3 = "Not run: train the myopic model with <code>python train.py --all</code>."
     # Q4
@@ -299,6 +311,11 @@ def answers_html(res):
                f"{R.ci(c['heldout_accuracy'])} (chance {R.pct(c['chance'])}); adding a meaning step and a rhyme step at the "
                f"site writes the intersection in {R.pct(c['sum_test']['seen_cells']['rate'])} for seen pairs and "
                f"{R.pct(c['sum_test']['unseen_cells']['rate'])} for unseen ones. ")
+    comp = list(res.get("compositional", {}).values())
+    if comp and all(c["heldout_accuracy"]["ci"][1] < c["chance"] for c in comp):
+        q4 += ("Below chance: the models learned each (meaning, rhyme) ending as a unit and never write a word in a "
+               "combination they did not see, even though they know its meaning and its rhyme separately. In this "
+               "world the candidate is <em>not</em> composed from separately learned pieces. ")
     q4 += f"({link('compositional', 'details')})"
     items = [("Where is the planning state stored?", q1), ("Is the plan smeared over later tokens?", q2),
              ("Is it pre-planned, baked in by training?", q3),

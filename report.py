@@ -27,7 +27,7 @@ def _color(v, vmax):
 def heatmap_svg(matrix, row_labels, col_labels, title, vmax=1.0, mark=None, cell=34):
     """matrix[row][col] in [0, vmax] (None = not measured); mark=(row, col) outlines one cell."""
     left, top = 70, 40
-    w = left + cell * len(col_labels) + 50
+    w = max(left + cell * len(col_labels) + 50, left + 7 * len(title))
     h = top + cell * len(row_labels) + 80
     out = [f'<svg class="fig" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}">',
            f'<text x="{left}" y="16" class="t">{esc(title)}</text>']
@@ -56,7 +56,7 @@ def heatmap_svg(matrix, row_labels, col_labels, title, vmax=1.0, mark=None, cell
 def bars_svg(values, labels, title, highlight=None, vmax=1.0, height=160, bar=30):
     """Vertical bars (values in [0, vmax]); the `highlight` label is drawn in red."""
     left, top = 40, 28
-    w = left + bar * len(values) + 50
+    w = max(left + bar * len(values) + 50, left + 7 * len(title))
     h = top + height + 80
     out = [f'<svg class="fig" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}">',
            f'<text x="{left}" y="16" class="t">{esc(title)}</text>',

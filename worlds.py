@@ -13,7 +13,7 @@ VARIANTS = {
                 "line 2 starts."),
     "myopic": ({}, {"myopic": True}, {},
                "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & Levine "
-               "2024), so nothing is computed early *for the sake of* later tokens (no pre-caching); only "
+               "2024), so nothing is computed early for the sake of later tokens (no pre-caching); only "
                "breadcrumbs — features that help the next token anyway — can survive."),
 }
 
