@@ -124,7 +124,7 @@ layer (outlined in red).</p>{''.join(figs)}
 def section_interventions(ctx, site):
     """Directions, suppression, injection, sweep and backward planning, all at the chosen site."""
     res = I.run_interventions(ctx.model, ctx.world, site, ctx.fit, ctx.held, ctx.calib, ctx.cfg.seed)
-    roles = P.role_order(ctx.held)
+    roles = list(res["sweep"]["rates_by_position"])
     return res, _interventions_html(res, site, roles, res["sweep"]["by_position_with_ci"])
 
 
@@ -238,6 +238,10 @@ def load(cfg):
 
 def run(cfg, log=print):
     model, world, ckpt = load(cfg)
+    os.makedirs(cfg.out, exist_ok=True)  # fail now, not after the experiments, if --out is unusable
+    with open(os.path.join(cfg.out, ".write-test"), "w"):
+        pass
+    os.remove(os.path.join(cfg.out, ".write-test"))
     torch.manual_seed(cfg.seed)
     times, results, sections = {}, {"checkpoint": cfg.checkpoint, "train_metrics": ckpt["metrics"]}, []
 
@@ -324,6 +328,9 @@ def main(argv=None):
     except YC.PromptError as e:
         print(f"analyze.py: error: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:  # the experiments cannot run on this model
+        print(f"analyze.py: error: {e}", file=sys.stderr)
+        return 1
     except CheckpointError as e:
         print(f"analyze.py: error: {e}", file=sys.stderr)
         return 1

@@ -146,12 +146,12 @@ def ridge_probe(x_train, y_train, x_test, y_test, n_classes, lam=1.0):
 
 
 @torch.no_grad()
-def residuals_by_role(model, world, couplets, layers):
+def residuals_by_role(model, world, couplets, layers, roles=None):
     """{layer_hook: {role: (N, C)}} over model-written couplets (line1, line2), for the prompt
     roles and the line-2 roles; rows follow `couplets`. Roles a couplet lacks are NaN rows."""
     out = {h: {} for h in layers}
     line1s = [c[0] for c in couplets]
-    roles = role_order(line1s) + LINE2_ROLES
+    roles = roles or role_order(line1s) + LINE2_ROLES
     for h in layers:
         for role in roles:
             out[h][role] = torch.full((len(couplets), model.cfg.d_model), float("nan"))
@@ -179,10 +179,9 @@ def probe_experiment(model, control_model, world, fit, held, layers):
     def label(c, target):
         e = ending(c[1])
         return targets[target].index(e if target == "ending" else getattr(NOUNS[e], target))
-    acts = {"trained": (residuals_by_role(model, world, fit, layers), residuals_by_role(model, world, held, layers)),
-            "random_init": (residuals_by_role(control_model, world, fit, layers),
-                            residuals_by_role(control_model, world, held, layers))}
     roles = role_order([c[0] for c in fit + held]) + LINE2_ROLES
+    acts = {name: tuple(residuals_by_role(m, world, part, layers, roles) for part in (fit, held))
+            for name, m in (("trained", model), ("random_init", control_model))}
     gen = torch.Generator().manual_seed(0)
     result = {}
     for target, classes in targets.items():

@@ -9,6 +9,7 @@ process takes 1/N of every --batch-size batch; process 0 alone evaluates and wri
 """
 from dataclasses import dataclass, asdict, fields, replace
 import argparse
+import functools
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from data import (CoupletWorld, WorldConfig, check_couplet, cell_words, BOS, NL, EOS, PAD, NOUNS, OPENERS,
                   MEANINGS, FAMILIES)
+from worlds import VARIANTS
 from model import GPT, GPTConfig, save_checkpoint, load_checkpoint, CheckpointError
 
 
@@ -142,19 +144,95 @@ def lr_at(step, cfg):
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n, seed, epoch):
+    """The seeded order of the n training rows in one epoch (cached: one randperm per epoch, not per step)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+
+
 def batch_indices(step, n, batch_size, seed):
     """Rows of the training tensor for one step: a fresh permutation every epoch, seeded."""
     per_epoch = n // batch_size
     epoch, i = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    return perm[i * batch_size:(i + 1) * batch_size]
+    return epoch_permutation(n, seed, epoch)[i * batch_size:(i + 1) * batch_size].clone()
 
 
 def make_optimizer(model, cfg):
+    """AdamW with weight decay on matrices only. The fused kernel (one call for all parameters
+    instead of a dozen small ops per parameter) where this torch has it for the parameters' device."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused AdamW for this device / torch
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def packed_loss(model, batch):
+    """model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD), computed only where it counts.
+
+    A couplet is right-padded, so the positions whose target is <pad> are a suffix of each row: under
+    the causal mask nothing before them reads them, and their loss is ignored. Every per-token layer
+    (LayerNorms, qkv, projections, MLP, unembedding, loss) therefore runs on the packed (N, C) rows of
+    the kept positions only (N is about 7/8 of B*T); attention alone scatters them back into the
+    padded (B, T) layout (pad slots zero, never read by a kept query). The same function as GPT.forward
+    (F.layer_norm is our LayerNorm: eps inside the sqrt, biased variance; GELU is exact-erf) up to
+    float rounding, checked by `check_packed_loss` before training uses it. No hooks run here: use
+    the model itself for anything that needs them."""
+    c = model.cfg
+    x, y = batch[:, :-1], batch[:, 1:]
+    B, T = x.shape
+    C, H = c.d_model, c.n_head
+    D = C // H
+    targets = y.reshape(-1)
+    keep = (targets != PAD).nonzero().squeeze(1)  # (N,) flat positions whose target counts
+    h = F.embedding(x.reshape(-1).index_select(0, keep), model.wte.weight) + \
+        F.embedding(keep % T, model.wpe.weight)  # (N, C)
+    causal = torch.full((T, T), float("-inf"), device=h.device).triu(1).expand(B * H, T, T)
+    for blk in model.blocks:
+        a = F.layer_norm(h, (C,), blk.ln1.weight, blk.ln1.bias, 1e-5)
+        qkv = F.linear(a, blk.attn.qkv.weight, blk.attn.qkv.bias)  # (N, 3C)
+        full = qkv.new_zeros(B * T, 3 * C).index_copy(0, keep, qkv)  # (B*T, 3C)
+        q, k, v = full.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4).reshape(3, B * H, T, D).unbind(0)
+        # causal attention as two batched matmuls: at T ~ 23 they beat the CPU flash-attention kernel
+        scores = torch.baddbmm(causal, q, k.transpose(1, 2), alpha=D ** -0.5)  # (B*H, T, T)
+        z = torch.bmm(scores.softmax(-1), v).view(B, H, T, D)
+        z = z.transpose(1, 2).reshape(B * T, C).index_select(0, keep)  # (N, C)
+        h = h + F.linear(z, blk.attn.proj.weight, blk.attn.proj.bias)
+        m = F.layer_norm(h, (C,), blk.ln2.weight, blk.ln2.bias, 1e-5)
+        h = h + F.linear(F.gelu(F.linear(m, blk.mlp.fc.weight, blk.mlp.fc.bias)), blk.mlp.proj.weight,
+                         blk.mlp.proj.bias)
+    h = F.layer_norm(h, (C,), model.ln_f.weight, model.ln_f.bias, 1e-5)
+    return F.cross_entropy(F.linear(h, model.unembed.weight, model.unembed.bias), targets.index_select(0, keep))
+
+
+def check_packed_loss(model, data, batch_size, tol=1e-4):
+    """True when packed_loss can stand in for model.loss: a plain architecture (no myopic or
+    nl_barrier attention), rows of `data` right-padded (every position whose target is <pad> is
+    followed only by such positions), and loss and gradients equal to the model's own on the first
+    batch up to rounding. Guards the fast path against a model.py that has changed under it."""
+    c = model.cfg
+    counts = data[:, 1:] != PAD
+    if c.myopic or c.nl_barrier or (counts[:, 1:] & ~counts[:, :-1]).any():
+        return False
+    batch = data[:batch_size]
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        ref_loss = model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD)
+        ref = torch.autograd.grad(ref_loss, params, allow_unused=True)
+        loss = packed_loss(model, batch)
+        got = torch.autograd.grad(loss, params, allow_unused=True)
+    except (RuntimeError, AttributeError, TypeError):
+        return False
+    if not math.isclose(loss.item(), ref_loss.item(), rel_tol=tol, abs_tol=tol):
+        return False
+    for r, g in zip(ref, got):
+        if (r is None) != (g is None):
+            return False
+        if r is not None and (r - g).abs().max().item() > tol * max(1e-3, r.abs().max().item()):
+            return False
+    return True
 
 
 def shard_loss(net, batch, rank, world_size):
@@ -251,6 +329,8 @@ def fit(world_cfg, model_cfg, cfg, on_step, quiet, rank, world_size):
                              f"checkpoint is untouched: fix that, then continue with --resume") from None
 
     model.train()
+    # the fast loss only for one process and a model it reproduces (checked on a fixed batch)
+    packed = world_size == 1 and check_packed_loss(model, data, cfg.batch_size)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=quiet or rank != 0, desc="train", dynamic_ncols=True)
     if step and not quiet and rank == 0:
         bar.write(f"resuming from step {step} of {ckpt_path}")
@@ -261,13 +341,15 @@ def fit(world_cfg, model_cfg, cfg, on_step, quiet, rank, world_size):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             batch = data[batch_indices(step, len(data), cfg.batch_size, cfg.seed)]  # (B, T)
-            if world_size == 1:
-                loss = model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD)
-            else:
+            if world_size > 1:
                 loss = shard_loss(net, batch, rank, world_size)
+            elif packed:
+                loss = packed_loss(model, batch)
+            else:
+                loss = model.loss(batch[:, :-1], batch[:, 1:], ignore_index=PAD)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
             opt.step()
             step += 1
             stopping = stop["requested"] or bool(on_step is not None and on_step(step))
@@ -294,9 +376,12 @@ def fit(world_cfg, model_cfg, cfg, on_step, quiet, rank, world_size):
     if rank != 0:
         return None
     train_seconds = time.time() - t0
-    metrics = {"test": evaluate(model, world, "test", cfg.eval_n),
-               "holdout": evaluate(model, world, "holdout", cfg.eval_n),
+    t_eval = time.time()
+    test, holdout = evaluate(model, world, "test", cfg.eval_n), evaluate(model, world, "holdout", cfg.eval_n)
+    metrics = {"test": test, "holdout": holdout,
                "train_seconds": round(train_seconds, 1),
+               "eval_seconds": round(time.time() - t_eval, 1),  # the final evaluation, after train_seconds
+               "fast_loss": packed,
                "params": sum(p.numel() for p in model.parameters()),
                "first_loss": losses[0][1], "final_loss": losses[-1][1],
                "history": history, "device": device, "steps": step}
@@ -345,6 +430,8 @@ def main(argv=None):
     add_dataclass_flags(parser, TrainConfig, "training")
     add_dataclass_flags(parser, GPTConfig, "model", skip=("vocab_size", "block_size"))
     add_dataclass_flags(parser, WorldConfig, "world", skip=("seed",))
+    parser.add_argument("--all", action="store_true",
+                        help="also train every variant of worlds.py (the full study) into OUT/worlds/NAME")
     args = parser.parse_args(argv)
     world_cfg = WorldConfig(**{f.name: getattr(args, f.name) for f in fields(WorldConfig) if f.name != "seed"},
                             seed=args.seed)
@@ -354,6 +441,13 @@ def main(argv=None):
         cfg = pick(TrainConfig, args).validate()
         model_cfg = pick(GPTConfig, args).validate()
         metrics = train(world_cfg, model_cfg, cfg)
+        report(metrics, rank)
+        for name, (w_over, m_over, t_over, _) in (VARIANTS.items() if args.all and metrics else ()):
+            out = os.path.join(cfg.out, "worlds", name)
+            if rank == 0:
+                print(f"--- variant '{name}' -> {out}")
+            report(train(replace(world_cfg, **w_over), replace(model_cfg, **m_over),
+                         replace(cfg, out=out, **t_over)), rank)
     except ValueError as e:  # a flag out of range: usage
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
@@ -372,13 +466,19 @@ def main(argv=None):
     if metrics is None:
         print(f"stopped; checkpoint saved to {cfg.out}/model.pt — continue with {again}")
         return 0
+    return 0
+
+
+def report(metrics, rank):
+    """The console summary of one finished run."""
+    if rank != 0 or metrics is None:
+        return
     t, h = metrics["test"], metrics["holdout"]
     print(f"test: rhyme {t['rhyme']:.3f} meaning {t['meaning']:.3f} valid {t['valid']:.3f} (n={t['n']}); "
           f"holdout: rhyme {h['rhyme']:.3f} meaning {h['meaning']:.3f} valid {h['valid']:.3f} (n={h['n']}); "
           f"{metrics['train_seconds']} s")
     for line in t["examples"][:3]:
         print("  ", line)
-    return 0
 
 
 if __name__ == "__main__":

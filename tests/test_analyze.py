@@ -39,3 +39,28 @@ def test_bad_flag_is_one_line_exit_2():
     for args in (["--n-prompts", "x"], ["--n-prompts", "3"], ["--bogus"]):
         r = run(*args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_prompt_mode_and_list_words(tiny_run, tmp_path):
+    r = run("--checkpoint", tiny_run[0], "--out", str(tmp_path), "--prompt", "she saw a goat and went to find a hat",
+            "--n-fit", "200")
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "line 2:" in r.stdout and "planned ending read at" in r.stdout
+    r = run("--checkpoint", tiny_run[0], "--list-words")
+    assert r.returncode == 0 and "-at" in r.stdout and "animal: cat" in r.stdout
+
+
+def test_prompt_with_unknown_words_is_refused_with_suggestions(tiny_run):
+    r = run("--checkpoint", tiny_run[0], "--prompt", "he saw a carrot and had to grab it")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "'carrot'" in r.stderr and "'it'" in r.stderr and "try:" in r.stderr
+    r = run("--checkpoint", tiny_run[0], "--prompt", "cat cat cat")
+    assert r.returncode == 2 and "line 1" in r.stderr
+
+
+def test_unwritable_report_folder_is_one_line_exit_1(tiny_run, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("--checkpoint", tiny_run[0], "--out", str(blocker / "sub"), "--n-prompts", "20", "--n-fit", "100",
+            "--n-calibrate", "20")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr, r.stderr[-800:]
