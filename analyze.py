@@ -21,6 +21,7 @@ import interventions as I
 import questions as Q
 import report as R
 import your_couplet as YC
+import features as FS
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,15 @@ meter right {R.ci(bi['meter_adapts'])}; verb right {R.ci(bi['verb_adapts'])}. Un
 {R.ci(bs['article_adapts'])}; meter {R.ci(bs['meter_adapts'])}.</p>{bex}</section>"""
 
 
+def section_features(ctx, site):
+    """Cross-layer transcoder, attribution graph and planned-word features at the site (features.py);
+    the transcoder is cached beside the checkpoint and retrained only when the model changes."""
+    clt_path = os.path.join(os.path.dirname(ctx.cfg.checkpoint) or ".", "clt.pt")
+    res, html = FS.features_section(ctx.model, ctx.world, site, ctx.cfg.out, seed=ctx.cfg.seed,
+                                    n_prompts=min(200, ctx.cfg.n_prompts), clt_path=clt_path)
+    return {k: res[k] for k in ("transcoder", "graph", "features")}, html
+
+
 def section_smeared(ctx, site, probes):
     """Is the plan carried along line 2, or re-read from line 1 at the end?"""
     lines, clean = ctx.held, ctx.held_end
@@ -261,6 +271,7 @@ def run(cfg, log=print):
     site = results["patching"]["planning_site"]
     results["planning_site"] = site
     results.update(stage("interventions", section_interventions, ctx, site))
+    results.update(stage("features", section_features, ctx, site))
     results["smeared"] = stage("smeared", section_smeared, ctx, site, results["probes"])
     stage("questions", section_questions, ctx, results)
     results["seconds"] = times

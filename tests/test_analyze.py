@@ -64,3 +64,15 @@ def test_unwritable_report_folder_is_one_line_exit_1(tiny_run, tmp_path):
     r = run("--checkpoint", tiny_run[0], "--out", str(blocker / "sub"), "--n-prompts", "20", "--n-fit", "100",
             "--n-calibrate", "20")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr, r.stderr[-800:]
+
+
+def test_corrupt_or_foreign_checkpoint_is_one_line_exit_1(tmp_path):
+    import torch
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    for path in (bad, other):
+        r = run("--checkpoint", str(path))
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(path) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
