@@ -333,7 +333,10 @@ def main(argv=None):
         if prompt is not None:
             model, world, _ = load(cfg)
             fit = [c.line1 for c in world.split("train")[:cfg.n_fit]]
-            YC.run_prompt(model, world, prompt, os.path.join(cfg.out, "results.json"), fit)
+            line1, line2, _ = YC.run_prompt(model, world, prompt, os.path.join(cfg.out, "results.json"), fit)
+            if len(line2) >= 2 and line2[-1] in world.stoi:
+                clt_path = os.path.join(os.path.dirname(cfg.checkpoint) or ".", "clt.pt")
+                print("attribution graph:", YC.write_prompt_graph(model, world, line1, line2, clt_path, cfg.out))
             return 0
         results = run(cfg)
     except YC.PromptError as e:

@@ -76,6 +76,26 @@ def planned_candidates(model, world, site, line1, fit, top=5):
     return [(words[i], v.item()) for v, i in zip(best.values, best.indices)]
 
 
+def write_prompt_graph(model, world, line1, line2, clt_path, out_dir):
+    """This prompt's attribution graph: out_dir/prompt.html (viewer) and out_dir/prompt_graph.json."""
+    from attribution import couplet_graph, graph_scores
+    from labels import feature_table
+    from report import page
+    from transcoder import get_clt
+    from viewer import viewer_html, write_graph_json
+    clt, _ = get_clt(model, world, clt_path)
+    table = feature_table(model, clt, world)
+    graph = couplet_graph(model, clt, world, line1, line2)
+    replacement, completeness = graph_scores(graph)
+    os.makedirs(out_dir, exist_ok=True)
+    write_graph_json(os.path.join(out_dir, "prompt_graph.json"), graph, world, table, slug="couplet-prompt")
+    intro = (f"<p>The attribution graph of the ending of <i>{' '.join(line1)} / {' '.join(line2)}</i> "
+             f"(replacement score {replacement:.2f}, completeness {completeness:.2f}).</p>")
+    with open(os.path.join(out_dir, "prompt.html"), "w") as f:
+        f.write(page("Your couplet", intro, [viewer_html(graph, world, table)]))
+    return os.path.join(out_dir, "prompt.html")
+
+
 def run_prompt(model, world, text, results_path, fit, log=print):
     """The console story of one prompt; returns (line1, line2, site)."""
     line1 = parse_prompt(text, world)
