@@ -85,16 +85,18 @@ at the article just before the ending: {R.pct(best.get('l2_article'))}.</p></sec
     return res, html
 
 
-def section_patching(ctx):
+def section_patching(ctx, probes):
     out, figs = {}, []
     for slot in ("rhyme", "cue"):
         pairs = P.swap_pairs(ctx.world, ctx.held, slot, ctx.cfg.seed)
-        out[slot] = P.patching_experiment(ctx.model, ctx.world, pairs, ctx.layers)
-    site = P.choose_site(out["rhyme"], out["cue"])
+        out[slot] = P.patching_experiment(ctx.model, ctx.world, pairs, ctx.layers, P.role_order(ctx.held))
+    nl = probes["ending"]["roles"].index("nl")
+    site = P.fallback_to_readable_newline(P.choose_site(out["rhyme"], out["cue"]),
+                                          [row[nl] for row in probes["ending"]["trained"]])
     out["planning_site"] = site
     for slot, what in (("rhyme", "pairs differing in line 1's rhyme word"), ("cue", "pairs differing in the meaning cue")):
         m = out[slot]
-        mark = (site["layer"], m["roles"].index(site["position"]))
+        mark = (site["layer"], m["roles"].index(site["position"])) if site["position"] in m["roles"] else None
         figs.append(R.heatmap_svg(m["rates"], ctx.layer_names, m["roles"],
                                   f"patching, {what} (n={m['n']})", mark=mark))
     both = [[None if r is None or c is None else min(r, c) for r, c in zip(rr, cr)]
@@ -116,9 +118,12 @@ layer (outlined in red).</p>{''.join(figs)}
 <p class="key">Chosen planning site: <b>{site['position']}</b> at layer <b>L{site['layer']}</b>
 (<code>{site['hook']}</code>): patching it moves the ending in {R.pct(site['rhyme_rate'])} of rhyme pairs and
 {R.pct(site['cue_rate'])} of cue pairs. The best plan score at the line break itself is {R.pct(nl_best)}.
-{"" if site["carries_plan"] else "<b>No cell reaches half of both kinds of pairs: no single place carries the plan.</b> "
- "Only the raw tokens move the ending (line 1's rhyme word and cue at L0), so line 2 re-reads line 1 instead of "
- "consulting a stored plan. Sections 3–7 still run at this cell, to show what an intervention there does."}</p></section>"""
+{"" if site["carries_plan"] else
+ f"<b>No cell reaches half of both kinds of pairs: no single place carries the plan</b> (best cell: "
+ f"{site['best_cell']['position']} @ L{site['best_cell']['layer']}, {R.pct(site['best_cell']['score'])}). Only the raw "
+ "tokens move the ending (line 1's rhyme word and cue at L0), so line 2 re-reads line 1 instead of consulting a "
+ "stored plan. Sections 3–7 therefore run where the study found the plan and where the ending is most readable: "
+ "the line break, at its best ending-probe layer."}</p></section>"""
     return out, html
 
 
@@ -267,7 +272,7 @@ def run(cfg, log=print):
     times["setup"] = round(time.time() - t0, 2)
     results["n_prompts"] = len(ctx.held)
     results["probes"] = stage("probes", section_probes, ctx)
-    results["patching"] = stage("patching", section_patching, ctx)
+    results["patching"] = stage("patching", section_patching, ctx, results["probes"])
     site = results["patching"]["planning_site"]
     results["planning_site"] = site
     results.update(stage("interventions", section_interventions, ctx, site))
@@ -342,7 +347,7 @@ def main(argv=None):
     except YC.PromptError as e:
         print(f"analyze.py: error: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:  # the experiments cannot run on this model
+    except P.AnalysisError as e:  # the experiments cannot run on this model
         print(f"analyze.py: error: {e}", file=sys.stderr)
         return 1
     except CheckpointError as e:

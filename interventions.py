@@ -15,7 +15,7 @@ def run_interventions(model, world, site, fit, held_lines, calib_lines, seed=0):
     res = {"directions": {"method": "mean difference at the site (mean over prompts ending in w - mean over all)",
                           "n_words": len(dirs), "fit_prompts": len(fit)}}
     if len(dirs) < 2:  # a model too weak to write any ending 5 times: nothing to intervene with
-        raise ValueError(f"only {len(dirs)} ending words have a direction; train the model longer or raise --n-fit")
+        raise P.AnalysisError(f"only {len(dirs)} ending words have a direction; train the model longer or raise --n-fit")
     held_l2 = P.complete(model, world, held_lines)
     held = [(l, P.ending(l2), l2) for l, l2 in zip(held_lines, held_l2) if P.ending(l2) in NOUNS]
     # injection: scale picked on calibration prompts, reported on held-out ones

@@ -18,6 +18,10 @@ from data import NOUNS, FAMILIES, MEANINGS, article, valid_endings, EOS
 LINE2_ROLES = ["l2_first", "l2_pronoun", "l2_verb", "l2_article"]
 
 
+class AnalysisError(Exception):
+    """The experiments cannot run on this model (for instance it writes too few endings)."""
+
+
 # ---- positions and layers ---------------------------------------------------------------------
 def prompt_roles(line1):
     """The role of each token of the prompt `<bos> line1 <nl>`, one name per index."""
@@ -235,7 +239,7 @@ def swap_pairs(world, line1s, slot, seed=0):
     return pairs
 
 
-def patching_experiment(model, world, pairs, layers):
+def patching_experiment(model, world, pairs, layers, roles=None):
     """Rate at which A's ending becomes B's clean ending when B's residual at one (layer, role) is
     copied into A's run. Returns {rates: [layer][role], roles, n}."""
     a_lines, b_lines = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -244,7 +248,7 @@ def patching_experiment(model, world, pairs, layers):
     keep = [i for i in range(len(pairs)) if a_end[i] != b_end[i]]
     a_lines, b_lines = [a_lines[i] for i in keep], [b_lines[i] for i in keep]
     a_end, b_end = [a_end[i] for i in keep], [b_end[i] for i in keep]
-    roles = role_order(a_lines)
+    roles = roles or role_order(a_lines)  # pass one list to give several maps the same columns
     cache_a = prompt_cache(model, world, a_lines, layers)
     cache_b = prompt_cache(model, world, b_lines, layers)
     rates = []
@@ -280,14 +284,37 @@ def choose_site(rhyme_map, cue_map):
     best = None
     for li, h in enumerate(rhyme_map["layers"]):
         for ri, role in enumerate(rhyme_map["roles"]):
+            if role not in cue_map["roles"]:
+                continue
             r, c = rhyme_map["rates"][li][ri], cue_map["rates"][li][cue_map["roles"].index(role)]
             if r is None or c is None:
                 continue
             score = min(r, c)
             if best is None or score > best["score"] + 1e-12:
-                best = {"layer": li, "hook": h, "position": role, "score": score, "rhyme_rate": r, "cue_rate": c}
+                best = {"layer": li, "hook": h, "position": role, "score": score, "rhyme_rate": r, "cue_rate": c,
+                        "layers": list(rhyme_map["layers"])}
     best["carries_plan"] = best["score"] >= 0.5  # else no single place holds the plan: line 2 re-reads
     return best
+
+
+def fallback_to_readable_newline(site, layer_accuracy):
+    """When no cell carries the plan, run the interventions where the study found it and where the
+    ending is most *readable*: the line break, at the layer whose ending probe is best there. Then
+    the report can show the gap between "readable" and "used" at the very same place."""
+    if site["carries_plan"]:
+        return site
+    layer = max(range(len(layer_accuracy)), key=lambda l: (layer_accuracy[l] or 0, -l))
+    return {**site, "position": "nl", "layer": layer, "hook": site["layers"][layer],
+            "rule": "no cell carries the plan: line break at its best ending-probe layer",
+            "best_cell": {k: site[k] for k in ("position", "layer", "score")}}
+
+
+def newline_probe_by_layer(model, world, fit_pairs, held_pairs, layers):
+    """Ending-probe accuracy at <nl>, one per layer (fit and held: (line1, line2) pairs)."""
+    words = sorted(NOUNS)
+    acts = [residuals_by_role(model, world, pairs, layers) for pairs in (fit_pairs, held_pairs)]
+    y = [torch.tensor([words.index(ending(c[1])) for c in pairs]) for pairs in (fit_pairs, held_pairs)]
+    return [ridge_probe(acts[0][h]["nl"], y[0], acts[1][h]["nl"], y[1], len(words)) for h in layers]
 
 
 # ---- 3-7. directions and interventions -------------------------------------------------------------
@@ -320,7 +347,10 @@ def pick_injections(line1s, clean_endings, directions, seed=0):
     out = []
     for line1, e in zip(line1s, clean_endings):
         fam = NOUNS[e].family if e in NOUNS else None
-        options = [w for w in words if NOUNS[w].family != fam and w not in line1]
+        options = [w for w in words if NOUNS[w].family != fam and w not in line1] or \
+            [w for w in words if w != e]  # a weak model plans few families; any other word then
+        if not options:
+            raise AnalysisError("too few ending words have a direction to inject; train the model longer")
         out.append(rng.choice(options))
     return out
 

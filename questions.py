@@ -33,9 +33,12 @@ def load_variants(main_checkpoint):
 def world_study(model, world, held, fit, calib, seed=0):
     """Patching maps, chosen site, steering rate at the site, and the smeared-plan tests."""
     layers = P.layer_hooks(model.cfg)
-    maps = {slot: P.patching_experiment(model, world, P.swap_pairs(world, held, slot, seed), layers)
+    maps = {slot: P.patching_experiment(model, world, P.swap_pairs(world, held, slot, seed), layers, P.role_order(held))
             for slot in ("rhyme", "cue")}
-    site = P.choose_site(maps["rhyme"], maps["cue"])
+    pairs = [[(a, b) for a, b in zip(lines, P.complete(model, world, lines)) if len(b) >= 5 and b[-1] in NOUNS]
+             for lines in (fit, held)]
+    site = P.fallback_to_readable_newline(P.choose_site(maps["rhyme"], maps["cue"]),
+                                          P.newline_probe_by_layer(model, world, *pairs, layers))
     inter = run_interventions(model, world, site, fit, held, calib, seed)
     planned = [P.ending(l) for l in P.complete(model, world, held)]
     keep = [i for i, e in enumerate(planned) if e in NOUNS]
@@ -189,7 +192,9 @@ rates, with the chosen site outlined; then we steer the site towards a word of a
 
 def site_name(s):
     """'nl @ L1', or 'none' when no cell moves both kinds of pairs in at least half the pairs."""
-    return f"{s['position']} @ L{s['layer']}" if s["carries_plan"] else f"none (best: {s['position']} @ L{s['layer']})"
+    if s["carries_plan"]:
+        return f"{s['position']} @ L{s['layer']}"
+    return f"none (interventions at {s['position']} @ L{s['layer']})"
 
 
 def smeared_html(worlds):

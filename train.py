@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 1200
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1.5e-3
     min_lr_frac: float = 0.1
     warmup_steps: int = 50
     weight_decay: float = 0.1

@@ -7,7 +7,7 @@ The main model is `out/model.pt`; a variant NAME is `out/worlds/NAME/model.pt`.
 import os
 
 VARIANTS = {
-    "barrier": ({}, {"nl_barrier": True}, {"lr": 1.5e-3},  # at 3e-3 this harder task trains unstably
+    "barrier": ({}, {"nl_barrier": True}, {},
                 "architecture: line-2 tokens may attend only to the line break and to line 2 itself, so anything "
                 "line 2 needs from line 1 must be stored at the line break (the study's planning site) before "
                 "line 2 starts."),

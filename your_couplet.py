@@ -108,10 +108,15 @@ def run_prompt(model, world, text, results_path, fit, log=print):
     if site is None:
         log("(no analysis results yet: finding the planning site by patching first)")
         held = [c.line1 for c in world.split("test")[:200]]
-        maps = {s: P.patching_experiment(model, world, P.swap_pairs(world, held, s), P.layer_hooks(model.cfg))
+        maps = {s: P.patching_experiment(model, world, P.swap_pairs(world, held, s), P.layer_hooks(model.cfg),
+                                         P.role_order(held))
                 for s in ("rhyme", "cue")}
-        site = P.choose_site(maps["rhyme"], maps["cue"])
-    flag = "" if site.get("carries_plan", True) else " (this model has no real planning site: the best cell is used)"
+        pairs = [[(a, b) for a, b in zip(ls, P.complete(model, world, ls)) if len(b) >= 5 and b[-1] in NOUNS]
+                 for ls in (fit, held)]
+        site = P.fallback_to_readable_newline(P.choose_site(maps["rhyme"], maps["cue"]), P.newline_probe_by_layer(
+            model, world, *pairs, P.layer_hooks(model.cfg)))
+    flag = "" if site.get("carries_plan", True) else \
+        " (no place carries the plan in this model; read where the ending is most readable)"
     cands = planned_candidates(model, world, site, line1, fit)
     log(f"planned ending read at {site['position']} @ L{site['layer']}{flag}:")
     for w, p in cands:
