@@ -92,7 +92,7 @@ def section_patching(ctx, probes):
         out[slot] = P.patching_experiment(ctx.model, ctx.world, pairs, ctx.layers, P.role_order(ctx.held))
     nl = probes["ending"]["roles"].index("nl")
     site = P.fallback_to_readable_newline(P.choose_site(out["rhyme"], out["cue"]),
-                                          [row[nl] for row in probes["ending"]["trained"]])
+                                          [row[nl] for row in probes["ending"]["trained"]], out["rhyme"], out["cue"])
     out["planning_site"] = site
     for slot, what in (("rhyme", "pairs differing in line 1's rhyme word"), ("cue", "pairs differing in the meaning cue")):
         m = out[slot]

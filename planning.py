@@ -297,16 +297,18 @@ def choose_site(rhyme_map, cue_map):
     return best
 
 
-def fallback_to_readable_newline(site, layer_accuracy):
+def fallback_to_readable_newline(site, layer_accuracy, rhyme_map, cue_map):
     """When no cell carries the plan, run the interventions where the study found it and where the
     ending is most *readable*: the line break, at the layer whose ending probe is best there. Then
     the report can show the gap between "readable" and "used" at the very same place."""
     if site["carries_plan"]:
         return site
     layer = max(range(len(layer_accuracy)), key=lambda l: (layer_accuracy[l] or 0, -l))
-    return {**site, "position": "nl", "layer": layer, "hook": site["layers"][layer],
-            "rule": "no cell carries the plan: line break at its best ending-probe layer",
-            "best_cell": {k: site[k] for k in ("position", "layer", "score")}}
+    r = rhyme_map["rates"][layer][rhyme_map["roles"].index("nl")] or 0.0
+    c = cue_map["rates"][layer][cue_map["roles"].index("nl")] or 0.0
+    return {**site, "position": "nl", "layer": layer, "hook": site["layers"][layer], "score": min(r, c),
+            "rhyme_rate": r, "cue_rate": c, "rule": "no cell carries the plan: line break at its best ending-probe layer",
+            "best_cell": {k: site[k] for k in ("position", "layer", "score", "rhyme_rate", "cue_rate")}}
 
 
 def newline_probe_by_layer(model, world, fit_pairs, held_pairs, layers):

@@ -38,7 +38,7 @@ def world_study(model, world, held, fit, calib, seed=0):
     pairs = [[(a, b) for a, b in zip(lines, P.complete(model, world, lines)) if len(b) >= 5 and b[-1] in NOUNS]
              for lines in (fit, held)]
     site = P.fallback_to_readable_newline(P.choose_site(maps["rhyme"], maps["cue"]),
-                                          P.newline_probe_by_layer(model, world, *pairs, layers))
+                                          P.newline_probe_by_layer(model, world, *pairs, layers), *maps.values())
     inter = run_interventions(model, world, site, fit, held, calib, seed)
     planned = [P.ending(l) for l in P.complete(model, world, held)]
     keep = [i for i, e in enumerate(planned) if e in NOUNS]

@@ -114,7 +114,7 @@ def run_prompt(model, world, text, results_path, fit, log=print):
         pairs = [[(a, b) for a, b in zip(ls, P.complete(model, world, ls)) if len(b) >= 5 and b[-1] in NOUNS]
                  for ls in (fit, held)]
         site = P.fallback_to_readable_newline(P.choose_site(maps["rhyme"], maps["cue"]), P.newline_probe_by_layer(
-            model, world, *pairs, P.layer_hooks(model.cfg)))
+            model, world, *pairs, P.layer_hooks(model.cfg)), maps["rhyme"], maps["cue"])
     flag = "" if site.get("carries_plan", True) else \
         " (no place carries the plan in this model; read where the ending is most readable)"
     cands = planned_candidates(model, world, site, line1, fit)
