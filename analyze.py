@@ -229,12 +229,18 @@ def section_questions(ctx, results):
         m["normal"]["valid"] = results["train_metrics"]["test"]["valid"]
         results["myopic"] = m
         html += Q.myopic_html(m)
-    results["compositional"] = {}
+    by_model = {}
     for name in ["main"] + [n for n in ("barrier",) if n in variants]:
         model, world = (ctx.model, ctx.world) if name == "main" else variants[name][:2]
-        results["compositional"][name] = Q.section_compositional(model, world, worlds[name]["planning_site"],
-                                                                 ctx.fit, seed=ctx.cfg.seed)
-    html += Q.compositional_html(results["compositional"])
+        by_model[name] = Q.section_compositional(model, world, worlds[name]["planning_site"], ctx.fit,
+                                                 seed=ctx.cfg.seed)
+    # headline: the main model's holdout; the sum test where steering works best (a real site)
+    steerable = max(by_model, key=lambda n: worlds[n]["injection_rate"])
+    results["compositional"] = {"heldout_accuracy": by_model["main"]["heldout_accuracy"],
+                                "chance": by_model["main"]["chance"],
+                                "sum_test_rate": by_model[steerable]["sum_test_rate"], "sum_test_model": steerable,
+                                "by_model": by_model}
+    html += Q.compositional_html(by_model)
     return None, html
 
 

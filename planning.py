@@ -293,6 +293,9 @@ def choose_site(rhyme_map, cue_map):
             if best is None or score > best["score"] + 1e-12:
                 best = {"layer": li, "hook": h, "position": role, "score": score, "rhyme_rate": r, "cue_rate": c,
                         "layers": list(rhyme_map["layers"])}
+    if best is None:  # no pair had two different endings to tell apart: nothing was measured
+        best = {"layer": 0, "hook": rhyme_map["layers"][0], "position": "nl", "score": 0.0, "rhyme_rate": 0.0,
+                "cue_rate": 0.0, "layers": list(rhyme_map["layers"])}
     best["carries_plan"] = best["score"] >= 0.5  # else no single place holds the plan: line 2 re-reads
     return best
 

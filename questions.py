@@ -311,12 +311,12 @@ def answers_html(res):
         q3 = "Not run: train the myopic model with <code>python train.py --all</code>."
     # Q4
     q4 = ""
-    for name, c in res.get("compositional", {}).items():
+    for name, c in res.get("compositional", {}).get("by_model", {}).items():
         q4 += (f"<b>{name}</b>: on meaning×rhyme pairs never seen as endings, the right word is written in "
                f"{R.ci(c['heldout_accuracy'])} (chance {R.pct(c['chance'])}); adding a meaning step and a rhyme step at the "
                f"site writes the intersection in {R.pct(c['sum_test']['seen_cells']['rate'])} for seen pairs and "
                f"{R.pct(c['sum_test']['unseen_cells']['rate'])} for unseen ones. ")
-    comp = list(res.get("compositional", {}).values())
+    comp = list(res.get("compositional", {}).get("by_model", {}).values())
     if comp and all(c["heldout_accuracy"]["ci"][1] < c["chance"] for c in comp):
         q4 += ("Below chance: the models learned each (meaning, rhyme) ending as a unit and never write a word in a "
                "combination they did not see, even though they know its meaning and its rhyme separately. In this "

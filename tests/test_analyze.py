@@ -82,3 +82,29 @@ def test_corrupt_or_foreign_checkpoint_is_one_line_exit_1(tmp_path):
         r = run("--checkpoint", str(path))
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(path) in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_full_study_sections_appear_when_the_variants_exist(tiny_run, tmp_path):
+    """With out/worlds/* present, analyze.py adds worlds, myopic, compositional and the answers."""
+    import shutil
+    from dataclasses import replace
+    from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
+    from train import train
+    from worlds import VARIANTS
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(tiny_run[0], out / "model.pt")
+    for name, (w_over, m_over, t_over, _) in VARIANTS.items():
+        train(replace(TINY_WORLD, **w_over), replace(TINY_MODEL, **m_over),
+              tiny_train_config(out / "worlds" / name, max_steps=60, **t_over), quiet=True)
+    r = run("--checkpoint", str(out / "model.pt"), "--out", str(out / "report"), "--n-prompts", "40",
+            "--n-fit", "300", "--n-calibrate", "40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.load(open(out / "report" / "results.json"))
+    assert set(res["worlds"]) == {"main"} | set(VARIANTS)
+    for w in res["worlds"].values():
+        assert {"planning_site", "patching", "injection_rate", "smeared"} <= set(w)
+    assert {"normal", "myopic", "gap"} <= set(res["myopic"])
+    assert {"heldout_accuracy", "chance", "sum_test_rate"} <= set(res["compositional"])
+    html = open(out / "report" / "index.html").read()
+    assert '<section id="answers"' in html and 'id="worlds"' in html and 'id="myopic"' in html
