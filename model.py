@@ -36,6 +36,7 @@ class GPTConfig:
     d_mlp: int = 512
     myopic: bool = False   # Wu, Morris & Levine 2024: no gradient from position t into positions < t
     nl_barrier: bool = False  # tokens after the line break may attend only to it and later tokens
+    attn_window: int = 0      # > 0: a token attends only to itself and the attn_window - 1 tokens before it
 
     def validate(self):
         """Raise ValueError with a one-line reason when the shape is impossible."""
@@ -44,6 +45,8 @@ class GPTConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        if self.attn_window < 0:
+            raise ValueError(f"attn_window must be 0 (off) or positive, got {self.attn_window}")
         return self
 
 
@@ -87,10 +90,12 @@ class Attention(nn.Module):
         self.n_head, self.d_head = cfg.n_head, cfg.d_model // cfg.n_head
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.myopic = cfg.myopic
+        self.myopic, self.windowed = cfg.myopic, cfg.attn_window > 0
         self.name = name
-        self.register_buffer("causal", torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool)),
-                             persistent=False)
+        causal = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
+        if cfg.attn_window > 0:  # a sliding window: keys more than attn_window - 1 back are out of reach
+            causal &= torch.triu(torch.ones_like(causal), diagonal=1 - cfg.attn_window)
+        self.register_buffer("causal", causal, persistent=False)
 
     def split_heads(self, t):  # (B, T, C) -> (B, H, T, D)
         B, T, _ = t.shape
@@ -114,7 +119,7 @@ class Attention(nn.Module):
             scores = hooks(f"{n}.hook_attn_scores", scores.masked_fill(~mask, float("-inf")))
             pattern = hooks(f"{n}.hook_pattern", scores.softmax(-1))
             z = pattern @ v  # (B, H, T, D)
-        elif S == T and barrier is None:  # same numbers, one fused kernel: the fast path
+        elif S == T and barrier is None and not self.windowed:  # same numbers, one fused kernel
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -295,8 +300,8 @@ def to_transformer_lens(model):
     The same numbers: TL's "gelu" is exact-erf F.gelu, its "LN" puts eps=1e-5 inside the sqrt
     like ours, and attention scores are divided by sqrt(d_head) in both."""
     c = model.cfg
-    if c.nl_barrier:
-        raise ValueError("an nl_barrier model masks attention by token; TransformerLens has no such mask")
+    if c.nl_barrier or c.attn_window:
+        raise ValueError("nl_barrier and attn_window models mask attention in ways this export does not carry")
     H, D, C = c.n_head, c.d_model // c.n_head, c.d_model
     config = dict(n_layers=c.n_layer, d_model=C, d_head=D, n_heads=H, d_mlp=c.d_mlp, d_vocab=c.vocab_size,
                   d_vocab_out=c.vocab_size, n_ctx=c.block_size, act_fn="gelu", normalization_type="LN",

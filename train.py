@@ -214,7 +214,7 @@ def check_packed_loss(model, data, batch_size, tol=1e-4):
     batch up to rounding. Guards the fast path against a model.py that has changed under it."""
     c = model.cfg
     counts = data[:, 1:] != PAD
-    if c.myopic or c.nl_barrier or (counts[:, 1:] & ~counts[:, :-1]).any():
+    if c.myopic or c.nl_barrier or c.attn_window or (counts[:, 1:] & ~counts[:, :-1]).any():
         return False
     batch = data[:batch_size]
     params = [p for p in model.parameters() if p.requires_grad]

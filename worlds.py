@@ -11,6 +11,10 @@ VARIANTS = {
                 "architecture: line-2 tokens may attend only to the line break and to line 2 itself, so anything "
                 "line 2 needs from line 1 must be stored at the line break (the study's planning site) before "
                 "line 2 starts."),
+    "window": ({}, {"attn_window": 6}, {},
+               "architecture: each token attends only to itself and the 5 tokens before it, so the end of line 2 "
+               "cannot see line 1 at all: whatever it needs must be carried forward, token to token, through the "
+               "line break and line 2's own words. The reader's 'smeared' hypothesis, forced and tested directly."),
     "myopic": ({}, {"myopic": True}, {},
                "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & Levine "
                "2024), so nothing is computed early for the sake of later tokens (no pre-caching); only "

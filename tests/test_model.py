@@ -165,3 +165,20 @@ def test_nl_barrier_hides_line1_from_line2_only():
     for _ in range(3):
         ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(model.generate(a[:, :6], 3), ref)  # the KV cache keeps the barrier
+
+
+def test_attention_window_hides_old_tokens_and_survives_the_kv_cache():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=1, n_head=2, d_model=32, d_mlp=64,
+                          attn_window=3)).eval()
+    idx = torch.randint(0, 50, (1, 10))
+    _, cache = model.run_with_cache(idx, names=["blocks.0.attn.hook_pattern"])
+    p = cache["blocks.0.attn.hook_pattern"][0, :, 9]  # the last query sees positions 7, 8, 9 only
+    assert p[:, :7].abs().max() == 0 and p[:, 7:].min() > 0
+    b = idx.clone()
+    b[0, 2] = (b[0, 2] + 1) % 50  # one layer: a token 7 back cannot change the last logits
+    assert torch.allclose(model(idx)[0, 9], model(b)[0, 9], atol=1e-6)
+    ref = idx[:, :5]
+    for _ in range(4):
+        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(model.generate(idx[:, :5], 4), ref)
