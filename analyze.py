@@ -216,8 +216,10 @@ def section_questions(ctx, results):
             "injection": results["injection"], "suppression": results["suppression"], "sweep": results["sweep"],
             "smeared": Q.smeared(ctx.model, ctx.world, ctx.held, ctx.held_end, results["planning_site"], ctx.fit)}
     worlds = {"main": main}
-    for name, (model, world, _) in variants.items():
+    worlds["main"]["test"] = {k: results["train_metrics"]["test"][k] for k in ("rhyme", "meaning", "valid", "n")}
+    for name, (model, world, ckpt) in variants.items():
         worlds[name] = Q.world_study(model, world, ctx.held[:200], ctx.fit, ctx.calib, ctx.cfg.seed)
+        worlds[name]["test"] = {k: ckpt["metrics"]["test"][k] for k in ("rhyme", "meaning", "valid", "n")}
     results["worlds"] = worlds
     html = Q.worlds_html(worlds) + Q.smeared_html(worlds)
     if "myopic" in variants:

@@ -179,14 +179,17 @@ def worlds_html(worlds):
         figs.append(R.heatmap_svg(both, [f"L{i}" for i in range(len(both))], r["roles"],
                                   f"{name}: plan score (min of rhyme/cue patching)",
                                   mark=(s["layer"], r["roles"].index(s["position"]))))
-        rows.append([name, site_name(s), R.pct(s["score"]), R.ci(w["injection"]),
+        t = w.get("test", {})
+        rows.append([name, f"{R.pct(t.get('rhyme'))} / {R.pct(t.get('meaning'))} / {R.pct(t.get('valid'))}",
+                     site_name(s), R.pct(s["score"]), R.ci(w["injection"]),
                      R.ci(w["suppression"]), f"{w['sweep']['site_to_best_other_ratio']:.1f}"])
     desc = "".join(f"<li><b>{R.esc(n)}</b>: {R.esc(v[3])}</li>" for n, v in VARIANTS.items() if n in worlds)
     return f"""<section id="worlds"><h2>9. Where is the plan stored, and why there? Worlds side by side</h2>
 <p>Each model below differs from the main one in one documented thing:</p><ul>{desc}</ul>
 <p>For each we redo the patching maps (rhyme pairs and cue pairs) and show the plan score, the smaller of the two
 rates, with the chosen site outlined; then we steer the site towards a word of another rhyme family.</p>{''.join(figs)}
-{R.table(rows, ["model", "chosen site", "plan score", "steering at the site", "suppression → runner-up",
+{R.table(rows, ["model", "test rhyme / meaning / valid", "chosen site", "plan score", "steering at the site",
+                 "suppression → runner-up",
                  "sweep: site ÷ best other"])}</section>"""
 
 
@@ -287,6 +290,13 @@ def answers_html(res):
         q2 += ("In the main model line 2 keeps <em>re-reading</em> line 1's rhyme word: hide it and the ending is lost. ")
     if "barrier" in w and w["barrier"]["smeared"]["knockout_site"]["rate"] < 0.5:
         q2 += ("In the barrier model the plan travels only through the line break. ")
+    if "window" in w and "test" in w["window"]:
+        t, s = w["window"]["test"], w["window"]["smeared"]
+        q2 += (f"In the window world the end of line 2 cannot see line 1 at all, so anything it uses was carried "
+               f"forward token by token: the rhyme survives that relay ({R.pct(t['rhyme'])} of test couplets rhyme) "
+               f"but the meaning cue, farther back, mostly does not ({R.pct(t['meaning'])} fit the meaning); hiding "
+               f"line 2's earlier words leaves the ending in {R.pct(s['knockout_earlier_line2']['rate'])}. A plan "
+               "<em>can</em> be smeared, when the architecture forces it, and it fades with distance. ")
     q2 += ("Hiding line 2's own earlier words also breaks the line's grammar, so that knockout cannot by itself tell a "
            "smeared plan from syntax; what the words like the opener and the article do carry is the <em>shape</em> "
            f"of the ending (a/an, syllables), see backward planning ({link('smeared-worlds', 'table')}, "
