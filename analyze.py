@@ -186,13 +186,9 @@ def section_features(ctx, site):
 
 def section_smeared(ctx, site, probes):
     """Is the plan carried along line 2, or re-read from line 1 at the end?"""
-    lines, clean = ctx.held, ctx.held_end
     out = {"probe_along_line2": {r: probes["best_ending_accuracy_by_role"].get(r)
-                                 for r in ["nl"] + P.LINE2_ROLES}}
-    for name, role in (("site", site["position"]), ("rhyme_word", "rhyme"), ("cue", "cue")):
-        ko = [P.prompt_roles(l).index(role) for l in lines]
-        written = P.complete(ctx.model, ctx.world, lines, knockout=ko)
-        out[f"knockout_{name}"] = P.rate([P.ending(w) == e for w, e in zip(written, clean)])
+                                 for r in ["nl"] + P.LINE2_ROLES},
+           **Q.knockouts(ctx.model, ctx.world, ctx.held, ctx.held_end, site)}
     row = [out["probe_along_line2"][r] for r in ["nl"] + P.LINE2_ROLES]
     bars = R.bars_svg(row, ["nl"] + P.LINE2_ROLES, "ending probe accuracy along line 2")
     html = f"""<section id="smeared"><h2>8. Is the plan smeared over line 2?</h2>
@@ -201,7 +197,8 @@ attention knockout: every line-2 position is forbidden to attend to one prompt p
 −∞ in every layer) while the model writes line 2; how often does the ending survive?</p>{bars}
 {R.table([["planning site (" + site['position'] + ")", R.ci(out['knockout_site'])],
           ["line 1's rhyme word", R.ci(out['knockout_rhyme_word'])],
-          ["the meaning cue", R.ci(out['knockout_cue'])]], ["line 2 cannot see", "ending survives"])}
+          ["the meaning cue", R.ci(out['knockout_cue'])],
+          ["line 2's own earlier words", R.ci(out['knockout_earlier_line2'])]], ["line 2 cannot see", "ending survives"])}
 </section>"""
     return out, html
 
@@ -214,7 +211,7 @@ def section_questions(ctx, results):
     main = {"patching": {s: {k: results["patching"][s][k] for k in ("rates", "roles", "n")} for s in ("rhyme", "cue")},
             "planning_site": results["planning_site"], "injection_rate": results["injection"]["site_rate"],
             "injection": results["injection"], "suppression": results["suppression"], "sweep": results["sweep"],
-            "smeared": Q.smeared(ctx.model, ctx.world, ctx.held, ctx.held_end, results["planning_site"], ctx.fit)}
+            "smeared": results["smeared"]}  # section 8 already measured the main model
     worlds = {"main": main}
     worlds["main"]["test"] = {k: results["train_metrics"]["test"][k] for k in ("rhyme", "meaning", "valid", "n")}
     for name, (model, world, ckpt) in variants.items():

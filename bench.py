@@ -379,22 +379,16 @@ def run(args):
         checkpoint = os.path.join(args.out, "model.pt")
         metrics_path = os.path.join(args.out, "train_metrics.json")
         if args.skip_train or args.quick:
-            if os.path.exists(metrics_path):
-                result.update(reuse_train_metrics(metrics_path))
-            else:
-                result.update(train_seconds_default=None, train_peak_rss_mb=None,
-                              train_source=f"skipped; no {metrics_path} to reuse")
+            result.update(reuse_or_skip(metrics_path, reuse_train_metrics, "train",
+                                        ("train_seconds_default", "train_peak_rss_mb")))
         else:
             print("timing `python train.py` (default settings) ...", file=sys.stderr)
             info, checkpoint = measure_train_script(tmp, args.threads)
             result.update(info)
         results_path = os.path.join(args.out, "report", "results.json")
         if args.skip_analyze or args.quick:
-            if os.path.exists(results_path):
-                result.update(reuse_analyze(results_path))
-            else:
-                result.update(analyze_seconds=None, analyze_peak_rss_mb=None,
-                              analyze_source=f"skipped; no {results_path} to reuse")
+            result.update(reuse_or_skip(results_path, reuse_analyze, "analyze",
+                                        ("analyze_seconds", "analyze_peak_rss_mb")))
         elif os.path.exists(checkpoint):
             print("timing `python analyze.py` ...", file=sys.stderr)
             result.update(measure_analyze_script(tmp, args.threads, checkpoint))
@@ -446,6 +440,13 @@ def table(r):
     elif r.get("graph_note"):
         lines.append(f"attribution: {r['graph_note']}")
     return "\n".join(lines)
+
+
+def reuse_or_skip(path, reuse, what, fields):
+    """An earlier run's numbers from `path`, or nulls saying there was nothing to reuse."""
+    if os.path.exists(path):
+        return reuse(path)
+    return {**{f: None for f in fields}, f"{what}_source": f"skipped; no {path} to reuse"}
 
 
 def main(argv=None):

@@ -48,9 +48,9 @@ def world_study(model, world, held, fit, calib, seed=0):
             "smeared": smeared(model, world, [held[i] for i in keep], [planned[i] for i in keep], site, fit)}
 
 
-def smeared(model, world, lines, planned, site, fit):
-    """Ending probe along line 2, and knockouts: how often the ending survives when every line-2
-    token is cut off from the site / line 1's rhyme word / the cue / all earlier line-2 tokens."""
+def knockouts(model, world, lines, planned, site):
+    """How often the ending survives when every line-2 token is cut off from the site / line 1's
+    rhyme word / the cue / all earlier line-2 tokens (attention score -inf in every layer)."""
     out = {}
     for name, role in (("site", site["position"]), ("rhyme_word", "rhyme"), ("cue", "cue")):
         ko = [P.prompt_roles(l).index(role) for l in lines]
@@ -58,8 +58,12 @@ def smeared(model, world, lines, planned, site, fit):
         out[f"knockout_{name}"] = P.rate([P.ending(w) == e for w, e in zip(written, planned)])
     written = P.complete(model, world, lines, knockout=["line2"] * len(lines))
     out["knockout_earlier_line2"] = P.rate([P.ending(w) == e for w, e in zip(written, planned)])
-    out["probe_along_line2"] = line2_probe(model, world, fit, lines)
     return out
+
+
+def smeared(model, world, lines, planned, site, fit):
+    """The knockouts, plus the ending probe along line 2."""
+    return {**knockouts(model, world, lines, planned, site), "probe_along_line2": line2_probe(model, world, fit, lines)}
 
 
 def line2_probe(model, world, fit, held):

@@ -22,13 +22,7 @@ TINY = ["--n-train", "3000", "--n-test", "40", "--n-layer", "2", "--n-head", "2"
         "--d-mlp", "64", "--batch-size", "16", "--eval-every", "1000", "--eval-n", "20"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train several times faster on one thread when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def run_main(capsys, *argv):
