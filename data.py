@@ -1,42 +1,51 @@
 """The couplet world: a seeded generator of two-line rhyming couplets in word tokens.
 
-A couplet looks like this (one token per word, `<nl>` is the line break):
+One token per word; `<nl>` is the line break. A couplet of the main world ("list" grammar):
+
+    one day she saw a frog and a goat with a cake <nl>
+    then she found a mug and a snake
+
+Line 1 = [PREAMBLE] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}        (2 to 4 nouns)
+  - the LAST noun (cake) sets the *rhyme family* of the ending (-ake);
+  - the noun BEFORE it (goat) sets the *meaning* (animal): the ending is their intersection;
+  - earlier nouns (frog) are distractors. Every noun after the first is introduced the same way
+    (LINK a/an NOUN, LINK one of "and", "with", "near", "beside"), so no noun can tell from its
+    neighbours that it is one of the last two: only a token *after* line 1 — the line break —
+    can see which two nouns closed the line.
+Line 2 = [OPENER] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}           (1 to 3 nouns, the last is the ending)
+  - rhyme:   the ending is in the rhyme noun's family and is another word;
+  - meaning: the ending's meaning is the meaning noun's;
+  - fresh:   the ending is not a noun of line 1 (so the line break must hold *which* word of the
+             (meaning, family) cell is still free, not just the cell: "cat" if line 1 has no cat,
+             else the runner-up "rat");
+  - article: a/an agrees with every noun;
+  - grammar: PRONOUN repeats line 1's; the other nouns of line 2 come from other rhyme families, so
+             line 2 holds nouns at varying distances from its end, introduced exactly like line 1's.
+  The ending is drawn by popularity among the cell's free words (cat 3, rat 2, bat 1, wombat 1):
+  a runner-up exists, as "habit" does for "rabbit".
+
+The first build's world ("classic" grammar, trained as the `reread` variant) reads
 
     she saw a goat with a hat and went to find a cake <nl>
     one sunny day she met a snake
 
-The rules, all checked by `check_couplet`:
+Line 1 = PRONOUN SEEN ART CUE [with ART DISTRACTOR] MIDDLE ART RHYME; line 2 = OPENER PRONOUN VERB
+ART ENDING, the VERB restating the meaning and, with `meter`, the OPENER's length set by the
+ending's syllables (line 2 has `line2_syllables` syllables). There the cue sits at a fixed index
+and the rhyme word after a fixed phrase: line 2 can find both in one look, and does.
 
-Line 1 = PRONOUN SEEN ART CUE [with ART DISTRACTOR] MIDDLE ART RHYME
-  - CUE (the first noun) sets the *meaning* of the couplet: the meaning category of the cue
-    (animal, food, nature, home, body, clothes).
-  - RHYME (the last word) sets the *rhyme family* (-at, -ee, -og, ...).
-  - DISTRACTOR and MIDDLE make line 1 vary in length; the distractor is another rhyme-family
-    noun, so "the rhyme word" cannot be found by its identity alone, only by being last.
-
-Line 2 = OPENER PRONOUN VERB ART ENDING
-  - rhyme:   ENDING is in RHYME's family and is a different word.
-  - meaning: ENDING's meaning category is CUE's category. The ending is therefore the
-             *intersection* of meaning and rhyme. Some (meaning, family) cells hold several
-             words with different popularity (cat 3, rat 2, bat 1, wombat 1): a runner-up exists.
-  - article: ART is "an" before a vowel-initial ENDING, "a" otherwise.
-  - meter:   line 2 has exactly `line2_syllables` syllables (default 8), so the OPENER's length
-             (2, 3 or 4 syllables) depends on the ending's syllable count: a model that has not
-             chosen its ending cannot write the opener right.
-  - grammar: PRONOUN repeats line 1's pronoun, VERB suits the ending's meaning ("ate" a food,
-             "met" an animal), OPENER is a known opener.
-
-Splits (all deterministic from `WorldConfig.seed`):
-  - train:    couplets from every (meaning, family) cell except the held-out ones;
-  - test:     new couplets from the same cells whose line 1 never occurs in train;
-  - holdout:  the *compositional holdout*: couplets from (meaning, family) cells that never end a
-              training line 2 (drawn among cells of at most two words). Their words still appear
-              in training as cues and rhyme words, so the model knows each word's meaning and
-              rhyme separately, but never saw the pair combined as an ending.
+Splits (deterministic from `WorldConfig.seed`):
+  - train:    couplets whose (meaning noun, rhyme family) pair is not held out;
+  - test:     new couplets of the same kind, whose line 1 never occurs in train;
+  - holdout:  the *compositional holdout*: line 1s whose meaning noun never met that rhyme family
+              in training. Every ending they need is a trained ending (other meaning nouns of the
+              same meaning do meet the family), so a model that composes "meaning" and "rhyme" from
+              separately learned pieces can pass it.
 
 Token sequence for the model: `<bos> line1 <nl> line2 <eos>`, right-padded with `<pad>`.
+`roles(line1, line2)` names every token (the one role vocabulary, ROLES, used by every experiment).
 """
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, fields
 import random
 
 import torch
@@ -65,6 +74,11 @@ oot:  newt animal 1 1; fruit food 1 2; grapefruit food 2 1; root nature 1 1; flu
 MEANINGS = ("animal", "food", "nature", "home", "body", "clothes")
 PRONOUNS = ("he", "she", "they")
 SEEN = ("saw", "found", "spotted", "watched")
+# the list grammar
+PREAMBLES = ("so", "today", "one day", "at dawn", "last night")
+LINKS = ("and", "with", "near", "beside")
+LIST_OPENERS = ("then", "so", "and then", "at last")
+# the classic grammar
 MIDDLES = ("beside", "and had to grab", "and went to find", "and ran to get",
            "and dreamed about", "and then forgot about", "and looked around for")
 OPENERS = {2: ("and then", "at last", "and so"),
@@ -73,12 +87,25 @@ OPENERS = {2: ("and then", "at last", "and so"),
 VERBS = {"animal": ("met", "chased", "fed"), "food": ("ate", "served", "shared"),
          "nature": ("saw", "crossed", "drew"), "home": ("bought", "fixed", "sold"),
          "body": ("hurt", "washed", "scratched"), "clothes": ("wore", "lost", "mended")}
-# every non-noun word that appears in a couplet, with its syllable count
+# non-noun words of the classic grammar's line 2 with their syllables (the meter counts them)
 FUNCTION_SYLLABLES = {"a": 1, "an": 1, "he": 1, "she": 1, "they": 1, "with": 1, "and": 1, "then": 1,
                       "at": 1, "last": 1, "so": 1, "that": 1, "morning": 2, "later": 2, "one": 1,
                       "sunny": 2, "day": 1, "very": 2}
 SPECIALS = ("<pad>", "<bos>", "<nl>", "<eos>")
 PAD, BOS, NL, EOS = range(4)
+GRAMMARS = ("list", "classic")
+
+# The one vocabulary of token roles, in reading order. `roles()` gives every token one of these.
+ROLES = ("bos", "pre1", "pre2", "pronoun", "seen",
+         "x1_link", "x1_art", "x1", "x2_link", "x2_art", "x2",  # list: the other nouns of line 1
+         "cue_link", "cue_art", "cue",                          # the meaning noun
+         "d_link", "d_art", "distractor",                       # classic: "with a DISTRACTOR"
+         "mid1", "mid2", "mid3", "mid4",                        # classic: the MIDDLE phrase
+         "rhyme_link", "rhyme_art", "rhyme", "nl",              # line 1's last noun, the line break
+         "l2_open1", "l2_open2", "l2_open3", "l2_open4", "l2_pronoun", "l2_verb",
+         "y1_art", "y1", "y2_link", "y2_art", "y2",             # list: line 2's other nouns
+         "end_link", "end_art", "ending", "eos", "l2_other")    # l2_other: a line 2 that does not parse
+LINE2_ROLES = ROLES[ROLES.index("l2_open1"):]
 
 
 @dataclass(frozen=True)
@@ -115,21 +142,56 @@ def cell_words(meaning, family):
     return [n.word for n in sorted(cell, key=lambda n: (-n.popularity, n.word))]
 
 
-def valid_endings(meaning, rhyme_word):
-    """Every valid line-2 ending for a line 1 with this meaning and last word, most popular first."""
-    return [w for w in cell_words(meaning, NOUNS[rhyme_word].family) if w != rhyme_word]
+def valid_endings(meaning, rhyme_word, exclude=()):
+    """Every valid ending for this meaning and rhyme word, most popular first; `exclude` are words
+    the ending may not be (line 1's nouns, in the list grammar)."""
+    return [w for w in cell_words(meaning, NOUNS[rhyme_word].family) if w != rhyme_word and w not in exclude]
 
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Every knob of the world. Variants for later experiments are new values of this object."""
+    """Every knob of the world; a variant of the world is a new value of this object."""
     seed: int = 0
     n_train: int = 60000
     n_test: int = 1000            # per evaluation split (test and holdout)
-    holdout_cells: int = 8        # (meaning, family) cells that never end a training line 2
+    holdout_pairs: int = 12       # (meaning noun, rhyme family) pairs never together in a training line 1
+    grammar: str = "classic"      # "list" or "classic" (see the module docstring)
+    # list grammar
+    min_nouns: int = 2            # nouns in line 1: the last sets the rhyme, the one before the meaning
+    max_nouns: int = 4
+    max_line2_nouns: int = 2      # other nouns in line 2 before its ending (0 .. this many)
+    max_preamble: int = 2         # words before line 1's pronoun (0 .. this many)
+    exclude_line1: bool = True    # the ending is never a noun of line 1
+    taken_prob: float = 0.25      # chance a distractor is the cell's favourite ending (the runner-up must do)
+    cue_first: bool = False       # the meaning noun is line 1's first noun (else the one before the last)
+    # classic grammar
     distractor_prob: float = 0.5  # chance line 1 carries "with a DISTRACTOR"
-    meter: bool = True            # line 2 has a fixed syllable count (opener depends on ending)
+    meter: bool = True            # line 2 has a fixed syllable count (the opener depends on the ending)
     line2_syllables: int = 8
+
+    def validate(self):
+        """Raise ValueError naming the flag when these settings cannot make couplets."""
+        if self.grammar not in GRAMMARS:
+            raise ValueError(f"--grammar must be one of {', '.join(GRAMMARS)}, got {self.grammar!r}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError("--n-train and --n-test must be at least 1")
+        if not 2 <= self.min_nouns <= self.max_nouns <= 4:
+            raise ValueError(f"need 2 <= --min-nouns <= --max-nouns <= 4, got {self.min_nouns} and {self.max_nouns}")
+        if not 0 <= self.max_line2_nouns <= 2 or not 0 <= self.max_preamble <= 2:
+            raise ValueError("--max-line2-nouns and --max-preamble must be in [0, 2]")
+        if not 0 <= self.taken_prob <= 1:
+            raise ValueError(f"--taken-prob must be in [0, 1], got {self.taken_prob}")
+        if not 0 <= self.distractor_prob <= 1:
+            raise ValueError(f"--distractor-prob must be in [0, 1], got {self.distractor_prob}")
+        fits = [n for n in range(1, 30) if {n - 3 - w.syllables for w in NOUNS.values()} <= set(OPENERS)]
+        if self.meter and self.line2_syllables not in fits:
+            raise ValueError(f"--line2-syllables must be one of {fits} with --meter, got {self.line2_syllables}")
+        most = len(holdout_candidates())
+        if not 0 <= self.holdout_pairs <= most:
+            raise ValueError(f"--holdout-pairs must be in [0, {most}], got {self.holdout_pairs}")
+        return self
 
 
 @dataclass
@@ -143,31 +205,48 @@ class Couplet:
         return " ".join(self.line1) + " / " + " ".join(self.line2)
 
 
+def holdout_candidates():
+    """(meaning noun, family) pairs that may be held out: the cell they point to has an ending, and at
+    least three other nouns of the same meaning keep meeting the family in training."""
+    out = []
+    for w, n in sorted(NOUNS.items()):
+        for f in FAMILIES:
+            if f != n.family and cell_words(n.meaning, f):
+                others = [v for v, m in NOUNS.items() if m.meaning == n.meaning and v != w and m.family != f]
+                if len(others) >= 3:
+                    out.append((w, f))
+    return out
+
+
 class CoupletWorld:
     """Seeded couplet generator plus its vocabulary and splits.
 
     `world.split("train")` returns a list of Couplets; `world.encode(...)` turns words into ids.
-    The vocabulary is every word the world can produce, sorted, after the four special tokens,
-    so it is identical for every seed and variant.
+    The vocabulary is every word either grammar can produce, sorted, after the four special
+    tokens, so it is identical for every seed and variant.
     """
 
     def __init__(self, config=WorldConfig()):
-        self.config = config
-        words = set(NOUNS) | set(FUNCTION_SYLLABLES) | set(PRONOUNS) | set(SEEN)
-        for phrase in MIDDLES + sum(OPENERS.values(), ()):
+        self.config = config.validate()
+        words = set(NOUNS) | set(FUNCTION_SYLLABLES) | set(PRONOUNS) | set(SEEN) | set(LINKS)
+        for phrase in MIDDLES + sum(OPENERS.values(), ()) + PREAMBLES + LIST_OPENERS:
             words |= set(phrase.split())
         for verbs in VERBS.values():
             words |= set(verbs)
         self.itos = list(SPECIALS) + sorted(words)
         self.stoi = {w: i for i, w in enumerate(self.itos)}
-        # cells that can end a line 2: some rhyme word of the family leaves a valid ending
-        cells = [(m, f) for m in MEANINGS for f in FAMILIES if len(cell_words(m, f)) >= 1]
+        self.cells = [(m, f) for m in MEANINGS for f in FAMILIES if cell_words(m, f)]
+        # held-out pairs are spread over meaning nouns: at most one family per noun
         rng = random.Random(config.seed)
-        # hold out only small cells (<= 2 words): the rich ones carry the runner-up experiments
-        small = [c for c in cells if len(cell_words(*c)) <= 2]
-        held = set(rng.sample(small, config.holdout_cells))
-        self.holdout_cells = sorted(held)
-        self.train_cells = [c for c in cells if c not in held]
+        pairs, used = holdout_candidates(), set()
+        rng.shuffle(pairs)
+        self.holdout_pairs = []
+        for w, f in pairs:
+            if len(self.holdout_pairs) < config.holdout_pairs and w not in used:
+                self.holdout_pairs.append((w, f))
+                used.add(w)
+        self.holdout_pairs.sort()
+        self._held = set(self.holdout_pairs)
         self._splits = {}
 
     # ---- vocabulary -------------------------------------------------------------------------
@@ -187,40 +266,78 @@ class CoupletWorld:
         return [BOS] + self.encode(c.line1) + [NL] + self.encode(c.line2) + [EOS]
 
     # ---- sampling -----------------------------------------------------------------------------
-    def sample(self, rng, cells):
-        """One couplet from a random (meaning, family) cell of `cells`."""
-        cfg = self.config
+    def sample(self, rng, held_out=False):
+        """One couplet; held_out=True draws only line 1s whose (meaning noun, family) pair is held out."""
         while True:
-            meaning, family = rng.choice(cells)
+            if held_out:
+                cue, family = rng.choice(self.holdout_pairs)
+                meaning = NOUNS[cue].meaning
+            else:
+                meaning, family = rng.choice(self.cells)
+                cue = rng.choice([w for w, n in NOUNS.items() if n.meaning == meaning and n.family != family])
+                if (cue, family) in self._held:
+                    continue
             rhyme = rng.choice([w for w, n in NOUNS.items() if n.family == family])
-            endings = valid_endings(meaning, rhyme)
+            line1 = (self._list_line1 if self.config.grammar == "list" else self._classic_line1)(rng, cue, rhyme,
+                                                                                                   meaning)
+            exclude = line1 if self.config.grammar == "list" and self.config.exclude_line1 else ()
+            endings = valid_endings(meaning, rhyme, exclude)
             if endings:
                 break
-        cue = rng.choice([w for w, n in NOUNS.items() if n.meaning == meaning and w != rhyme])
-        pronoun = rng.choice(PRONOUNS)
-        line1 = [pronoun, rng.choice(SEEN), article(cue), cue]
-        if rng.random() < cfg.distractor_prob:
+        ending = rng.choices(endings, weights=[NOUNS[w].popularity for w in endings])[0]
+        make = self._list_line2 if self.config.grammar == "list" else self._classic_line2
+        return Couplet(line1, make(rng, pronoun_of(line1), ending, meaning), meaning, family)
+
+    def _list_line1(self, rng, cue, rhyme, meaning):
+        cfg = self.config
+        n_extra = rng.randint(cfg.min_nouns, cfg.max_nouns) - 2
+        extra = rng.sample([w for w in NOUNS if w not in (cue, rhyme)], n_extra)
+        favourites = valid_endings(meaning, rhyme, (cue,))
+        if n_extra and len(favourites) >= 2 and rng.random() < cfg.taken_prob and favourites[0] not in extra:
+            extra[rng.randrange(n_extra)] = favourites[0]  # line 1 takes the favourite: the runner-up must end
+        nouns = [cue] + extra + [rhyme] if cfg.cue_first else extra + [cue, rhyme]
+        pre = rng.choice(("",) + tuple(p for p in PREAMBLES if len(p.split()) <= cfg.max_preamble))
+        line1 = pre.split() + [rng.choice(PRONOUNS), rng.choice(SEEN), article(nouns[0]), nouns[0]]
+        for w in nouns[1:]:
+            line1 += [rng.choice(LINKS), article(w), w]
+        return line1
+
+    def _list_line2(self, rng, pronoun, ending, meaning):
+        family = NOUNS[ending].family
+        others = rng.sample([w for w, n in NOUNS.items() if n.family != family],
+                            rng.randint(0, self.config.max_line2_nouns))
+        nouns = others + [ending]
+        line2 = rng.choice(("",) + LIST_OPENERS).split() + [pronoun, rng.choice(SEEN), article(nouns[0]), nouns[0]]
+        for w in nouns[1:]:
+            line2 += [rng.choice(LINKS), article(w), w]
+        return line2
+
+    def _classic_line1(self, rng, cue, rhyme, meaning):
+        line1 = [rng.choice(PRONOUNS), rng.choice(SEEN), article(cue), cue]
+        if rng.random() < self.config.distractor_prob:
             distractor = rng.choice([w for w in NOUNS if w not in (cue, rhyme)])
             line1 += ["with", article(distractor), distractor]
-        line1 += rng.choice(MIDDLES).split() + [article(rhyme), rhyme]
-        ending = rng.choices(endings, weights=[NOUNS[w].popularity for w in endings])[0]
+        return line1 + rng.choice(MIDDLES).split() + [article(rhyme), rhyme]
+
+    def _classic_line2(self, rng, pronoun, ending, meaning):
+        cfg = self.config
         opener_syllables = cfg.line2_syllables - 3 - NOUNS[ending].syllables if cfg.meter else 2
         opener = rng.choice(OPENERS[opener_syllables]).split()
-        line2 = opener + [pronoun, rng.choice(VERBS[meaning]), article(ending), ending]
-        return Couplet(line1, line2, meaning, family)
+        return opener + [pronoun, rng.choice(VERBS[meaning]), article(ending), ending]
 
     def split(self, name):
         """'train', 'test' or 'holdout': a deterministic list of Couplets."""
         if name not in self._splits:
             rng = random.Random(f"{self.config.seed}-{name}")
             if name == "train":
-                out = [self.sample(rng, self.train_cells) for _ in range(self.config.n_train)]
+                out = [self.sample(rng) for _ in range(self.config.n_train)]
             elif name in ("test", "holdout"):
+                if name == "holdout" and not self.holdout_pairs:
+                    return []
                 seen = {tuple(c.line1) for c in self.split("train")}
-                cells = self.train_cells if name == "test" else self.holdout_cells
                 out, lines = [], set()
                 while len(out) < self.config.n_test:
-                    c = self.sample(rng, cells)
+                    c = self.sample(rng, held_out=name == "holdout")
                     if tuple(c.line1) not in seen and tuple(c.line1) not in lines:
                         lines.add(tuple(c.line1))
                         out.append(c)
@@ -241,63 +358,198 @@ class CoupletWorld:
 
     def max_len(self):
         """Longest possible token sequence in this world."""
-        line1 = 4 + 3 + max(len(m.split()) for m in MIDDLES) + 2
-        line2 = max(len(o.split()) for o in sum(OPENERS.values(), ())) + 4
+        cfg = self.config
+        if cfg.grammar == "list":
+            line1 = cfg.max_preamble + 4 + 3 * (cfg.max_nouns - 1)
+            line2 = 2 + 4 + 3 * cfg.max_line2_nouns
+        else:
+            line1 = 4 + 3 + max(len(m.split()) for m in MIDDLES) + 2
+            line2 = max(len(o.split()) for o in sum(OPENERS.values(), ())) + 4
         return 1 + line1 + 1 + line2 + 1
 
 
-# ---- the validator --------------------------------------------------------------------------
+def pronoun_of(line1):
+    """Line 1's pronoun (the first pronoun in it)."""
+    return next(w for w in line1 if w in PRONOUNS)
+
+
+# ---- parsing and judging ------------------------------------------------------------------------
+@dataclass
+class Line1:
+    pronoun: str
+    nouns: list   # in order
+    cue: str      # the meaning noun
+    rhyme: str    # the rhyme noun
+    roles: list   # one role name per word
+
+
+def _noun_groups(words, start, first_intro):
+    """Parse `INTRO a/an NOUN {LINK a/an NOUN}` from words[start:]; returns [(intro, art, noun)] or
+    ValueError naming what is wrong. `first_intro` is the set of words allowed before the first noun."""
+    groups, i = [], start
+    while i < len(words):
+        intro = words[i]
+        allowed = first_intro if not groups else LINKS
+        if intro not in allowed or i + 2 >= len(words):
+            raise ValueError(f"expected {'/'.join(sorted(allowed))} a/an NOUN at '{' '.join(words[i:i + 3])}'")
+        art, noun = words[i + 1], words[i + 2]
+        if noun not in NOUNS:
+            raise ValueError(f"{noun!r} is not a noun of this world (see --list-words)")
+        if art != article(noun):
+            raise ValueError(f"'{art} {noun}' has the wrong article: '{article(noun)} {noun}'")
+        groups.append((intro, art, noun))
+        i += 3
+    return groups
+
+
+def parse_line1(line1, config=WorldConfig()):
+    """Line1 (pronoun, nouns, meaning noun, rhyme noun, roles), or ValueError saying what is wrong."""
+    words = list(line1)
+    if config.grammar == "classic":
+        return _parse_classic_line1(words)
+    shape = "[PREAMBLE] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}"
+    i = 0
+    for pre in sorted(PREAMBLES, key=lambda p: -len(p.split())):
+        if words[:len(pre.split())] == pre.split() and len(pre.split()) <= config.max_preamble:
+            i = len(pre.split())
+            break
+    if len(words) < i + 2 or words[i] not in PRONOUNS:
+        raise ValueError(f"line 1 must read {shape}: no pronoun ({'/'.join(PRONOUNS)}) where expected")
+    groups = _noun_groups(words, i + 1, SEEN)
+    if not config.min_nouns <= len(groups) <= config.max_nouns:
+        raise ValueError(f"line 1 needs {config.min_nouns} to {config.max_nouns} nouns, has {len(groups)}")
+    nouns = [g[2] for g in groups]
+    if len(set(nouns)) < len(nouns):
+        raise ValueError("line 1 names a noun twice")
+    roles = [f"pre{k + 1}" for k in range(i)] + ["pronoun", "seen"]
+    others = [f"x{k + 1}" for k in range(len(groups) - 2)]
+    names = ["cue"] + others + ["rhyme"] if config.cue_first else others + ["cue", "rhyme"]
+    for k, name in enumerate(names):
+        roles += ([] if k == 0 else [f"{name}_link"]) + [f"{name}_art", name]
+    return Line1(words[i], nouns, nouns[names.index("cue")], nouns[-1], roles)
+
+
+def _parse_classic_line1(words):
+    shape = "PRONOUN SEEN a/an CUE [with a/an NOUN] MIDDLE a/an RHYME"
+    if len(words) < 6 or words[0] not in PRONOUNS or words[1] not in SEEN:
+        raise ValueError(f"line 1 must read {shape}")
+    cue, rhyme = words[3], words[-1]
+    for word in (cue, rhyme):
+        if word not in NOUNS:
+            raise ValueError(f"line 1 needs a known noun where it has {word!r}")
+    for art, noun in ((words[2], cue), (words[-2], rhyme)):
+        if art != article(noun):
+            raise ValueError(f"'{art} {noun}' has the wrong article: '{article(noun)} {noun}'")
+    rest = words[4:-2]
+    roles = ["pronoun", "seen", "cue_art", "cue"]
+    nouns = [cue]
+    if rest[:1] == ["with"]:
+        if len(rest) < 3 or rest[2] not in NOUNS or rest[1] != article(rest[2]):
+            raise ValueError(f"line 1 must read {shape}: 'with a/an NOUN' is malformed")
+        nouns.append(rest[2])
+        roles += ["d_link", "d_art", "distractor"]
+        rest = rest[3:]
+    if " ".join(rest) not in MIDDLES:
+        raise ValueError(f"line 1 must read {shape}: {' '.join(rest)!r} is not a middle phrase")
+    roles += [f"mid{k + 1}" for k in range(len(rest))] + ["rhyme_art", "rhyme"]
+    return Line1(words[0], nouns + [rhyme], cue, rhyme, roles)
+
+
+def line2_roles(line2, config=WorldConfig()):
+    """A role for every word of a line 2 (as written: it may be wrong); words that do not parse
+    are 'l2_other', but the last two are always 'end_art' and 'ending'."""
+    n = len(line2)
+    roles = ["l2_other"] * n
+    if n >= 1:
+        roles[-1] = "ending"
+    if n >= 2:
+        roles[-2] = "end_art"
+    p = next((i for i, w in enumerate(line2[:-2]) if w in PRONOUNS), None)
+    if p is None:
+        return roles
+    for k in range(min(p, 4)):
+        roles[k] = f"l2_open{k + 1}"
+    roles[p] = "l2_pronoun"
+    if p + 1 < n - 2:
+        roles[p + 1] = "l2_verb"
+    if config.grammar == "list":  # p+1 verb, then groups of (link) art noun; the last group is the ending's
+        names = ["y1_art", "y1", "y2_link", "y2_art", "y2", "end_link"]
+        for k, i in enumerate(range(p + 2, n - 2)):
+            roles[i] = names[k] if k < len(names) else "l2_other"
+        if n - 3 > p + 1:
+            roles[n - 3] = "end_link"
+    return roles
+
+
+def roles(line1, line2=None, config=WorldConfig()):
+    """The role of every token of `<bos> line1 <nl>` (and of `line2`, when given, without <eos>)."""
+    out = ["bos"] + parse_line1(line1, config).roles + ["nl"]
+    return out + (line2_roles(line2, config) if line2 is not None else [])
+
+
+def role_position(line1, role, config=WorldConfig()):
+    """Index of `role` in `<bos> line1 <nl>`, or None when this prompt has no such token."""
+    r = roles(line1, config=config)
+    return r.index(role) if role in r else None
+
+
 def syllables(words):
     return sum(NOUNS[w].syllables if w in NOUNS else FUNCTION_SYLLABLES.get(w, 1) for w in words)
 
 
-def parse_line1(line1):
-    """(pronoun, cue, rhyme word) of a line 1, or ValueError saying what is wrong."""
-    if len(line1) < 6 or line1[0] not in PRONOUNS or line1[1] not in SEEN:
-        raise ValueError("line 1 must start with PRONOUN SEEN ART CUE")
-    cue, rhyme = line1[3], line1[-1]
-    for word in (cue, rhyme):
-        if word not in NOUNS:
-            raise ValueError(f"line 1 needs a known noun where it has {word!r}")
-    return line1[0], cue, rhyme
-
-
-def prompt_positions(line1):
-    """Token index of each named role in the prompt `<bos> line1 <nl>` (index 0 is <bos>).
-    'cue' is the meaning noun, 'rhyme' line 1's last word, 'nl' the line break (the prompt's last
-    token, whose output is line 2's first word)."""
-    n = len(line1)
-    return {"bos": 0, "pronoun": 1, "cue": 4, "rhyme_article": n - 1, "rhyme": n, "nl": n + 1}
+RULES = ("rhyme", "meaning", "fresh", "article", "meter", "grammar")
 
 
 def check_couplet(line1, line2, config=WorldConfig()):
-    """The rules a couplet breaks, as a sorted list of names from
-    {'rhyme', 'meaning', 'article', 'meter', 'grammar'}; empty means valid.
+    """The rules a couplet breaks, as a sorted list of names from RULES; empty means valid.
 
     line1 and line2 are lists of words. Line 1 is a prompt and must parse (else ValueError);
     line 2 is whatever a model wrote, so nothing about it raises.
     """
-    pronoun, cue, rhyme = parse_line1(line1)
+    l1 = parse_line1(line1, config)
     broken = set()
     ending = line2[-1] if line2 else None
     noun = NOUNS.get(ending)
-    if noun is None or noun.family != NOUNS[rhyme].family or ending == rhyme:
+    if noun is None or noun.family != NOUNS[l1.rhyme].family or ending == l1.rhyme:
         broken.add("rhyme")
-    if noun is None or noun.meaning != NOUNS[cue].meaning:
+    if noun is None or noun.meaning != NOUNS[l1.cue].meaning:
         broken.add("meaning")
-    if noun is None or len(line2) < 2 or line2[-2] != article(ending):
-        broken.add("article")
-    if config.meter and syllables(line2) != config.line2_syllables:
-        broken.add("meter")
-    openers = [tuple(o.split()) for o in sum(OPENERS.values(), ())]
-    body = tuple(line2[:-4])
-    if (len(line2) < 5 or body not in openers or line2[-4] != pronoun or noun is None
-            or line2[-3] not in VERBS[noun.meaning]):
-        broken.add("grammar")
+    if config.grammar == "list":
+        if config.exclude_line1 and ending in l1.nouns:
+            broken.add("fresh")
+        broken |= _check_list_line2(l1, line2, noun)
+    else:
+        if noun is None or len(line2) < 2 or line2[-2] != article(ending):
+            broken.add("article")
+        if config.meter and syllables(line2) != config.line2_syllables:
+            broken.add("meter")
+        openers = [tuple(o.split()) for o in sum(OPENERS.values(), ())]
+        if (len(line2) < 5 or tuple(line2[:-4]) not in openers or line2[-4] != l1.pronoun or noun is None
+                or line2[-3] not in VERBS[noun.meaning]):
+            broken.add("grammar")
     return sorted(broken)
 
 
+def _check_list_line2(l1, line2, noun):
+    broken = set()
+    p = next((i for i, w in enumerate(line2) if w in PRONOUNS), None)
+    if p is None or " ".join(line2[:p]) not in ("",) + LIST_OPENERS or line2[p] != l1.pronoun:
+        return {"grammar", "article"} if noun is None else {"grammar"}
+    try:
+        groups = _noun_groups(line2, p + 1, SEEN)
+    except ValueError as e:
+        return {"article"} if "article" in str(e) else {"grammar"}
+    others = [g[2] for g in groups[:-1]]
+    if not 1 <= len(groups) <= 3 or noun is None or any(NOUNS[w].family == noun.family for w in others):
+        broken.add("grammar")
+    return broken
+
+
 def world_from_dict(d):
+    known = {f.name for f in fields(WorldConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown world settings: {', '.join(sorted(unknown))}")
     return CoupletWorld(WorldConfig(**d))
 
 
@@ -305,9 +557,9 @@ def world_to_dict(world):
     return asdict(world.config)
 
 
-if __name__ == "__main__":  # print a few examples
-    world = CoupletWorld()
-    for c in world.split("train")[:8]:
-        print(c.text(), check_couplet(c.line1, c.line2))
-    print(len(world.itos), "tokens;", len(world.train_cells), "train cells;",
-          "holdout cells:", world.holdout_cells)
+if __name__ == "__main__":  # print a few examples of each grammar
+    for grammar in GRAMMARS:
+        world = CoupletWorld(WorldConfig(grammar=grammar, n_train=2000))
+        for c in world.split("train")[:6]:
+            print(c.text(), check_couplet(c.line1, c.line2, world.config))
+    print(len(world.itos), "tokens;", "held-out pairs:", world.holdout_pairs)

@@ -1,26 +1,213 @@
-"""The models the full study trains (`python train.py --all`), each changing one documented thing
-from the main model, so that the report can ask *why* the plan lives where it does.
+"""The models of the study, and the pre-registered search for a world in which planning emerges.
 
-Each variant is (world overrides, model overrides, train overrides, what it changes and why).
-The main model is `out/model.pt`; a variant NAME is `out/worlds/NAME/model.pt`.
+`python train.py --all` trains MODELS: the main model and variants that each change one documented
+thing, so the report can ask *why* the plan lives where it does. A model is (world overrides, model
+overrides, train overrides) on top of the defaults of WorldConfig, GPTConfig and TrainConfig. The
+main model's seed 0 is `out/model.pt`; every other (model, seed) is `out/worlds/NAME/seedK/model.pt`.
+
+`python worlds.py --search` trains every CANDIDATE world with 3 seeds into out/search/, measures it,
+and prints one row per candidate, failures included. Each candidate's prediction was written here
+*before* it was run; the rows say what happened.
 """
+from dataclasses import dataclass
+import argparse
+import json
 import os
+import subprocess
+import sys
+import time
 
-VARIANTS = {
-    "barrier": ({}, {"nl_barrier": True}, {},
-                "architecture: line-2 tokens may attend only to the line break and to line 2 itself, so anything "
-                "line 2 needs from line 1 must be stored at the line break (the study's planning site) before "
-                "line 2 starts."),
-    "window": ({}, {"attn_window": 6}, {},
-               "architecture: each token attends only to itself and the 5 tokens before it, so the end of line 2 "
-               "cannot see line 1 at all: whatever it needs must be carried forward, token to token, through the "
-               "line break and line 2's own words. The reader's 'smeared' hypothesis, forced and tested directly."),
-    "myopic": ({}, {"myopic": True}, {},
-               "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & Levine "
-               "2024), so nothing is computed early for the sake of later tokens (no pre-caching); only "
-               "breadcrumbs — features that help the next token anyway — can survive."),
+
+@dataclass(frozen=True)
+class Model:
+    overrides: tuple   # (world, model, train) dicts of settings that differ from the defaults
+    what: str          # what it changes, and why it is in the study
+
+
+MODELS = {
+    "main": Model(({}, {}, {}), "the main world and model"),
+    "barrier": Model(({}, {"nl_barrier": True}, {}),
+                     "architecture: line-2 tokens may attend only to the line break and to line 2 itself, so "
+                     "anything line 2 needs from line 1 must be stored at the line break before line 2 starts."),
+    "window": Model(({}, {"attn_window": 6, "window_layers": ""}, {}),
+                    "architecture: every token attends only to itself and the 5 tokens before it, so the end of "
+                    "line 2 cannot see line 1: whatever it needs must be carried forward token to token. The "
+                    "reader's 'smeared' hypothesis, forced and tested directly."),
+    "myopic": Model(({}, {"myopic": True}, {}),
+                    "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & "
+                    "Levine 2024), so nothing is computed early for the sake of later tokens (no pre-caching); "
+                    "only breadcrumbs, features that help the next token anyway, can survive."),
 }
 
 
-def checkpoint_path(out, name):
-    return os.path.join(out, "model.pt") if name == "main" else os.path.join(out, "worlds", name, "model.pt")
+def checkpoint_path(out, name, seed=0):
+    if name == "main" and seed == 0:
+        return os.path.join(out, "model.pt")
+    return os.path.join(out, "worlds", name, f"seed{seed}", "model.pt")
+
+
+# ---- the pre-registered search ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    flags: tuple       # train.py flags that define the world, the model and the training
+    prediction: str    # written before the first run: where the patching map will put the ending
+
+
+LIST = ("--grammar", "list")
+LG = ("--attn-window", "5", "--window-layers", "LG")
+STEPS = ("--max-steps", "2000", "--lr", "3e-3")
+CF = ("--grammar", "list", "--cue-first")
+CANDIDATES = {
+    "classic": Candidate(("--grammar", "classic", *STEPS),
+                         "the first build's world: line 2 reads the rhyme noun and the cue directly (layer 0 reads of "
+                         "tokens findable by their neighbours); line break column LD < 0.2 for both swaps."),
+    "list": Candidate((*LIST, *STEPS),
+                      "noun lists, learned positions, global attention: the rhyme noun copies its predecessor at "
+                      "layer 0, and the ending position finds it as the last noun before <nl> (line-2 nouns mark "
+                      "themselves by seeing <nl>); line break column LD < 0.5, rhyme column (layers >= 1) > 0.5."),
+    "list-cf": Candidate((*CF, *STEPS),
+                         "cue first (found by its neighbour 'saw' in one hop, so read directly: cue LD at <nl> < 0.2); "
+                         "the rhyme noun is only 'the last noun before <nl>': <nl> copies it with a previous-token "
+                         "head, or the ending finds it by distance with learned positions; nl LD rhyme 0.3-0.6."),
+    "list-cf-nope": Candidate((*CF, "--pos", "none", *STEPS),
+                              "cue first, no positions: the ending cannot find 'the noun before <nl>' by distance, so "
+                              "the rhyme goes through <nl>: nl LD rhyme >= 0.6, cue < 0.3."),
+    "list-cf-LG": Candidate((*CF, *LG, *STEPS),
+                            "cue first, local layer 0: <nl> alone holds the rhyme after layer 0, the direct route "
+                            "costs two more layers: nl LD rhyme >= 0.6; cue read directly (< 0.3)."),
+    "list-cf-LG-long": Candidate((*CF, *LG, "--max-steps", "6000", "--lr", "3e-3"),
+                                 "written after list-cf-LG (2000 steps: nl LD rhyme 1.00 but meaning 0.23): with 3x "
+                                 "the steps the meaning is learned through the global layers; nl LD rhyme stays >= 0.8, "
+                                 "the cue is read directly from the cue word (nl LD cue < 0.3), valid >= 0.8."),
+    "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
+                           "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
+    "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
+                           "no positions: the line-break route appears early in training and is dropped later "
+                           "(as in SCIENCE.md's noun-list world); final line break LD < 0.3."),
+    "list-LG": Candidate((*LIST, *LG, *STEPS),
+                         "local layer 0 (window 5): only <nl> sees both of line 1's last two nouns in layer 0; "
+                         "line-2 nouns cannot mark themselves as line 2 before layer 1, so the direct route costs "
+                         "two more layers. Line break column LD >= 0.8 for both swaps, rhyme column (>= 1) <= 0.2."),
+    "list-rope-LG": Candidate((*LIST, "--pos", "rope", *LG, *STEPS),
+                              "as `list-LG` (the interleave, not the positional scheme, decides): line break LD >= 0.8."),
+    "list-rope-LG-2layer": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", *STEPS),
+                                     "two layers, local then global: the line break is the only exact route; "
+                                     "line break LD >= 0.8, validity lower than with four layers."),
+    "classic-rope-LG": Candidate(("--grammar", "classic", "--pos", "rope", *LG, *STEPS),
+                                 "the interleave without the noun lists: the cue ('saw a CUE') and the rhyme noun "
+                                 "(after a fixed phrase) are findable by their neighbours in the local layer, so "
+                                 "line 2 reads them directly at layer 1; line break LD < 0.3."),
+}
+SNAPSHOT_EVERY = 500
+
+
+def run_jobs(jobs, parallel):
+    """Run [(label, argv)] as child processes, `parallel` at a time; one line per finished job."""
+    todo, running = list(jobs), []
+    while todo or running:
+        while todo and len(running) < parallel:
+            label, argv = todo.pop(0)
+            running.append((label, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+                            time.time()))
+        time.sleep(0.5)
+        for job in [j for j in running if j[1].poll() is not None]:
+            running.remove(job)
+            label, proc, t0 = job
+            out, err = proc.communicate()
+            status = "ok" if proc.returncode == 0 else f"FAILED: {(err.strip().splitlines() or ['?'])[-1]}"
+            print(f"{label}: {status} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def measure(folder):
+    """One trained candidate: test validity and the line break's and rhyme noun's column LD effects at
+    every snapshot (patching through training). Writes folder/search_row.json."""
+    import torch
+    from data import world_from_dict
+    from model import load_checkpoint
+    from interp.patching import through_training
+    from plumbing.files import write_json
+    torch.set_num_threads(1)
+    model, ckpt = load_checkpoint(os.path.join(folder, "model.pt"))
+    world = world_from_dict(ckpt["world_config"])
+    snaps = sorted(os.listdir(os.path.join(folder, "snapshots"))) if os.path.isdir(os.path.join(folder, "snapshots")) else []
+    checkpoints = [(int(s[4:10]), load_checkpoint(os.path.join(folder, "snapshots", s))[0]) for s in snaps]
+    checkpoints.append((ckpt["metrics"]["steps"], model))
+    lines = [c.line1 for c in world.split("test")[:300]]
+    curve = through_training(checkpoints, world, lines)
+    test = ckpt["metrics"]["test"]
+    write_json(os.path.join(folder, "search_row.json"),
+               {"test": {k: test[k] for k in ("rhyme", "meaning", "valid", "n")}, "curve": curve,
+                "final": curve[-1]})
+
+
+def search(out, names, seeds, parallel):
+    here = os.path.dirname(os.path.abspath(__file__))
+    train_jobs, measure_jobs = [], []
+    for name in names:
+        for seed in range(seeds):
+            folder = os.path.join(out, name, f"seed{seed}")
+            if not os.path.exists(os.path.join(folder, "train_metrics.json")):
+                train_jobs.append((f"train {name} seed {seed}",
+                                   [sys.executable, os.path.join(here, "train.py"), *CANDIDATES[name].flags,
+                                    "--seed", str(seed), "--out", folder, "--snapshot-every", str(SNAPSHOT_EVERY),
+                                    "--eval-every", "100000", "--threads", "1", "--quiet"]))
+            if not os.path.exists(os.path.join(folder, "search_row.json")):
+                measure_jobs.append((f"measure {name} seed {seed}",
+                                     [sys.executable, os.path.abspath(__file__), "--measure", folder]))
+    run_jobs(train_jobs, parallel)
+    run_jobs(measure_jobs, parallel)
+    table = {}
+    for name in names:
+        rows = []
+        for seed in range(seeds):
+            path = os.path.join(out, name, f"seed{seed}", "search_row.json")
+            if os.path.exists(path):
+                rows.append(json.load(open(path)))
+        table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows}
+    from plumbing.files import write_json
+    write_json(os.path.join(out, "search.json"), table)
+    print_table(table)
+
+
+def print_table(table):
+    def f(v):
+        return "  -  " if v is None else f"{v:5.2f}"
+    print(f"{'world':22} {'seeds':>5} {'valid':>13} {'nl LD rhyme':>13} {'nl LD cue':>13} {'rhyme>=1 LD':>13}")
+    for name, t in table.items():
+        rows = t["seeds"]
+        if not rows:
+            print(f"{name:22} {0:>5}")
+            continue
+
+        def span(get):
+            vals = [get(r) for r in rows if get(r) is not None]
+            return "      -      " if not vals else f"{sum(vals) / len(vals):5.2f} [{min(vals):.2f}-{max(vals):.2f}]"
+        print(f"{name:22} {len(rows):>5} {span(lambda r: r['test']['valid']):>13} "
+              f"{span(lambda r: r['final']['rhyme']['nl_column']):>13} {span(lambda r: r['final']['cue']['nl_column']):>13} "
+              f"{span(lambda r: r['final']['rhyme']['rhyme_column_from1']):>13}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="the pre-registered world search")
+    p.add_argument("--search", action="store_true", help="train and measure every candidate world")
+    p.add_argument("--only", nargs="*", help="candidates to run (default: all)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--out", default=os.path.join("out", "search"))
+    p.add_argument("--measure", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.measure:
+        measure(args.measure)
+    elif args.search:
+        names = args.only or list(CANDIDATES)
+        unknown = [n for n in names if n not in CANDIDATES]
+        if unknown:
+            p.error(f"unknown candidates: {', '.join(unknown)}")
+        search(args.out, names, args.seeds, args.parallel)
+    else:
+        p.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,15 @@
-"""analyze.py end to end on a tiny model: it writes the report, and twice gives the same numbers."""
+"""analyze.py end to end on tiny models: results.json laid out for tools, deterministic, every model and
+seed studied alike, one-line errors."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--n-fit", "40", "--n-select", "12", "--n-report", "20", "--n-pairs", "10", "--n-quality", "10",
+         "--n-sweep", "6"]
 
 
 def run(*args):
@@ -13,98 +18,81 @@ def run(*args):
 
 
 def without_timings(x):
-    """The results minus wall-clock measurements, which differ run to run by nature."""
     if isinstance(x, dict):
         return {k: without_timings(v) for k, v in x.items() if "seconds" not in k}
     return [without_timings(v) for v in x] if isinstance(x, list) else x
 
 
-def test_analyze_writes_report_and_is_deterministic(tiny_run, tmp_path):
-    outs = []
+def test_every_model_and_seed_goes_through_one_study_and_results_are_deterministic(tiny_run, tmp_path):
+    from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
+    from train import train
+    import worlds
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(tiny_run[0], out / "model.pt")
+    w, m, t = worlds.MODELS["barrier"].overrides
+    for seed in (0, 1):
+        folder = os.path.dirname(worlds.checkpoint_path(str(out), "barrier", seed))
+        train(replace(TINY_WORLD, seed=seed, **w), replace(TINY_MODEL, **m),
+              tiny_train_config(folder, max_steps=30, seed=seed, **t), quiet=True)
+    results = []
     for k in range(2):
-        out = tmp_path / f"r{k}"
-        r = run("--checkpoint", tiny_run[0], "--out", str(out), "--n-prompts", "40", "--n-fit", "300",
-                "--n-calibrate", "40")
+        r = run("--out", str(out), "--report", str(tmp_path / f"r{k}"), *SMALL)
         assert r.returncode == 0, r.stderr[-2000:]
-        res = json.load(open(out / "results.json"))
-        for key in ("probes", "patching", "planning_site", "suppression", "injection", "sweep", "backward", "smeared"):
-            assert key in res, key
-        assert set(res["sweep"]["rates_by_position"]) >= {"bos", "cue", "rhyme", "nl"}
-        html = open(out / "index.html").read()
-        assert "<svg" in html and 'id="patching"' in html
-        outs.append(without_timings(res))
-    assert outs[0] == outs[1]
+        results.append(json.load(open(tmp_path / f"r{k}" / "results.json")))
+    res = results[0]
+    assert list(res["models"]) == ["main", "barrier"]
+    barrier = res["models"]["barrier"]
+    assert barrier["headline"]["n_seeds"] == 2 and [s["seed"] for s in barrier["seeds"]] == [0, 1]
+    for key in ("valid", "nl_ld_rhyme", "nl_ld_cue", "add_only_rate", "add_only_random_rate",
+                "suppression_runner_up_rate", "sweep_site_rate", "sweep_best_other_rate", "sweep_best_other_ci",
+                "planned_word_rate"):
+        assert key in barrier["headline"] and key + "_range" in barrier["headline"], key
+    for name in ("main", "barrier"):
+        assert {"quality", "patching", "sites", "probes"} <= set(res["models"][name])
+    assert without_timings(results[0]) == without_timings(results[1])
 
 
 def test_missing_checkpoint_is_one_line_exit_1(tmp_path):
-    r = run("--checkpoint", str(tmp_path / "nope.pt"))
+    r = run("--out", str(tmp_path))
     assert r.returncode == 1 and "python train.py" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_bad_flag_is_one_line_exit_2():
-    for args in (["--n-prompts", "x"], ["--n-prompts", "3"], ["--bogus"]):
+    for args in (["--n-report", "x"], ["--n-report", "0"], ["--bogus"], ["--threads", "0"]):
         r = run(*args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert "Traceback" not in r.stderr
 
 
-def test_prompt_mode_and_list_words(tiny_run, tmp_path):
-    r = run("--checkpoint", tiny_run[0], "--out", str(tmp_path), "--prompt", "she saw a goat and went to find a hat",
-            "--n-fit", "200")
+def test_prompt_checks_the_grammar_and_list_words(tiny_run, tmp_path):
+    shutil.copy(tiny_run[0], tmp_path / "model.pt")
+    r = run("--out", str(tmp_path), "--prompt", "she saw a goat and went to find a hat")
     assert r.returncode == 0, r.stderr[-1500:]
-    assert "line 2:" in r.stdout and "planned ending read at" in r.stdout
-    r = run("--checkpoint", tiny_run[0], "--list-words")
-    assert r.returncode == 0 and "-at" in r.stdout and "animal: cat" in r.stdout
-
-
-def test_prompt_with_unknown_words_is_refused_with_suggestions(tiny_run):
-    r = run("--checkpoint", tiny_run[0], "--prompt", "he saw a carrot and had to grab it")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "'carrot'" in r.stderr and "'it'" in r.stderr and "try:" in r.stderr
-    r = run("--checkpoint", tiny_run[0], "--prompt", "cat cat cat")
-    assert r.returncode == 2 and "line 1" in r.stderr
+    assert "line 2:" in r.stdout and "ending candidates:" in r.stdout
+    for bad, words in (("he saw a carrot and had to grab it", "not in the vocabulary"),
+                       ("she saw an goat and went to find a hat", "wrong article"), ("cat cat cat", "")):
+        r = run("--out", str(tmp_path), "--prompt", bad)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+    r = run("--list-words")
+    assert r.returncode == 0 and "animal" in r.stdout and "cat" in r.stdout
 
 
 def test_unwritable_report_folder_is_one_line_exit_1(tiny_run, tmp_path):
+    shutil.copy(tiny_run[0], tmp_path / "model.pt")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = run("--checkpoint", tiny_run[0], "--out", str(blocker / "sub"), "--n-prompts", "20", "--n-fit", "100",
-            "--n-calibrate", "20")
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr, r.stderr[-800:]
+    r = run("--out", str(tmp_path), "--report", str(blocker / "sub"), *SMALL)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
 def test_corrupt_or_foreign_checkpoint_is_one_line_exit_1(tmp_path):
     import torch
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint at all")
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(3)}, other)
-    for path in (bad, other):
-        r = run("--checkpoint", str(path))
-        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(path) in r.stderr, r.stderr
-        assert "Traceback" not in r.stderr
-
-
-def test_full_study_sections_appear_when_the_variants_exist(tiny_run, tmp_path):
-    """With out/worlds/* present, analyze.py adds worlds, myopic, compositional and the answers."""
-    import shutil
-    from dataclasses import replace
-    from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
-    from train import train
-    from worlds import VARIANTS
-    out = tmp_path / "out"
-    out.mkdir()
-    shutil.copy(tiny_run[0], out / "model.pt")
-    for name, (w_over, m_over, t_over, _) in VARIANTS.items():
-        train(replace(TINY_WORLD, **w_over), replace(TINY_MODEL, **m_over),
-              tiny_train_config(out / "worlds" / name, max_steps=60, **t_over), quiet=True)
-    r = run("--checkpoint", str(out / "model.pt"), "--out", str(out / "report"), "--n-prompts", "40",
-            "--n-fit", "300", "--n-calibrate", "40")
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = json.load(open(out / "report" / "results.json"))
-    assert set(res["worlds"]) == {"main"} | set(VARIANTS)
-    for w in res["worlds"].values():
-        assert {"planning_site", "patching", "injection_rate", "smeared"} <= set(w)
-    assert {"normal", "myopic", "gap"} <= set(res["myopic"])
-    assert {"heldout_accuracy", "chance", "sum_test_rate"} <= set(res["compositional"])
-    html = open(out / "report" / "index.html").read()
-    assert '<section id="answers"' in html and 'id="worlds"' in html and 'id="myopic"' in html
+    for k, write in enumerate((lambda p: p.write_bytes(b"not a checkpoint"),
+                               lambda p: torch.save({"weights": torch.zeros(3)}, p))):
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        write(folder / "model.pt")
+        r = run("--out", str(folder))
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "model.pt" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "delete" not in r.stderr.lower() or "train.py wrote" in r.stderr

@@ -2,37 +2,21 @@
 import json
 import os
 
-import pytest
 import torch
 
 from conftest import TINY_WORLD, TINY_MODEL
 import bench
-from train import TrainConfig
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-def test_measure_training_fields_are_positive():
-    r = bench.measure_training(TINY_WORLD, TINY_MODEL, TrainConfig(batch_size=16), repeats=2, steps=1, warmup=1,
-                               peak_n=128, progress=False)
-    for key in ("train_tokens_per_s", "peer_tokens_per_s", "speed_ratio_vs_peer", "matmul_peak_gflops", "mfu",
-                "train_gflops", "non_embedding_params"):
-        assert r[key] > 0, key
-    assert r["fast_loss"] is True  # the tiny model is plain: train.py's packed loss applies
-    assert r["non_embedding_params"] == r["peer_non_embedding_params"]
+from data import CoupletWorld
+from model import GPT
 
 
 def test_peer_has_our_shape():
-    from data import CoupletWorld
-    from model import GPT
     world = CoupletWorld(TINY_WORLD)
-    cfg = bench.resolve_model_cfg(world, TINY_MODEL)
+    cfg = TINY_MODEL.__class__(**{**TINY_MODEL.__dict__, "vocab_size": len(world.itos), "block_size": world.max_len()})
     ours, peer = GPT(cfg), bench.PeerGPT(cfg)
-    # the same matrices; the peer's MultiheadAttention has no other extra parameters
     assert bench.non_embedding_params(ours) == bench.non_embedding_params(peer)
     idx = torch.randint(0, cfg.vocab_size, (2, cfg.block_size))
-    assert peer(idx).shape == ours(idx).shape
+    assert peer(idx, idx)[0].shape == ours(idx)[0].shape
 
 
 def test_step_flops_counts_non_pad_targets():
@@ -44,13 +28,6 @@ def test_step_flops_counts_non_pad_targets():
 def test_quick_main_writes_bench_json(tmp_path):
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     r = json.load(open(os.path.join(tmp_path, "bench.json")))
-    for key in ("train_tokens_per_s", "peer_tokens_per_s", "speed_ratio_vs_peer", "matmul_peak_gflops", "mfu",
-                "threads"):
+    for key in ("train_tokens_per_s", "peer_tokens_per_s", "speed_ratio_vs_peer", "matmul_peak_gflops", "mfu"):
         assert r[key] > 0, key
-    assert isinstance(r["device"], str) and r["device"]
-    assert {"train", "analyze"} <= set(r["peak_rss_mb"])
-    for key in ("train_seconds_default", "analyze_seconds", "graph_seconds", "graph_table", "graph_note"):
-        assert key in r, key
-    if r["graph_seconds"] is not None:  # attribution.py present with the API bench knows
-        assert r["graph_seconds"] > 0 and r["graph_table"]
-        assert all(g["build_seconds"] > 0 and g["active_features"] > 0 for g in r["graph_table"])
+    assert set(r["by_threads"]) == {"1", "2"} and r["non_embedding_params"] == r["peer_non_embedding_params"]

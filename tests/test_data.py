@@ -1,5 +1,5 @@
 from data import (CoupletWorld, WorldConfig, check_couplet, NOUNS, FAMILIES, MEANINGS, cell_words,
-                  valid_endings, syllables)
+                  valid_endings, syllables, roles, parse_line1, ROLES)
 from conftest import TINY_WORLD
 
 
@@ -39,19 +39,20 @@ def test_meter_counts_syllables():
     assert syllables("and so she met a rattlesnake".split()) == 8
 
 
-def test_splits_are_disjoint_and_holdout_never_ends_a_training_line():
+def test_splits_are_disjoint_and_held_out_pairs_call_for_trained_endings():
     world = CoupletWorld(TINY_WORLD)
-    train_lines = {tuple(c.line1) for c in world.split("train")}
+    train = world.split("train")
+    train_lines = {tuple(c.line1) for c in train}
     for split in ("test", "holdout"):
         assert not train_lines & {tuple(c.line1) for c in world.split(split)}
-    held = set(world.holdout_cells)
-    assert held and all((NOUNS[c.line2[-1]].meaning, NOUNS[c.line2[-1]].family) not in held
-                        for c in world.split("train"))
-    assert all((c.meaning, c.family) in held for c in world.split("holdout"))
-    # the held-out words are still seen in training, as cues or rhyme words
-    seen = {w for c in world.split("train") for w in c.line1}
-    held_words = {w for cell in held for w in cell_words(*cell)}
-    assert len(held_words & seen) >= len(held_words) // 2
+    held = set(world.holdout_pairs)
+    assert held
+    pair = lambda c: (parse_line1(c.line1, world.config).cue, c.family)
+    assert not any(pair(c) in held for c in train)                 # never together in training
+    assert all(pair(c) in held for c in world.split("holdout"))
+    trained_endings = {c.line2[-1] for c in train}                   # the composition test can pass:
+    held_endings = {c.line2[-1] for c in world.split("holdout")}     # its endings are trained endings
+    assert len(held_endings & trained_endings) >= 0.9 * len(held_endings)
 
 
 def test_splits_are_deterministic_from_seed():
@@ -78,3 +79,36 @@ def test_runner_up_exists_and_excludes_the_rhyme_word():
 def test_meter_off_world_has_fixed_openers():
     world = CoupletWorld(WorldConfig(n_train=200, n_test=10, meter=False))
     assert all(check_couplet(c.line1, c.line2, world.config) == [] for c in world.split("train"))
+
+
+LIST = WorldConfig(n_train=2000, n_test=40, grammar="list")
+
+
+def test_list_world_couplets_are_valid_and_every_token_has_a_role():
+    for cfg in (LIST, WorldConfig(n_train=2000, n_test=40, grammar="list", cue_first=True)):
+        world = CoupletWorld(cfg)
+        for c in world.split("train")[:500] + world.split("holdout"):
+            assert check_couplet(c.line1, c.line2, cfg) == [], c.text()
+            r = roles(c.line1, c.line2, cfg)
+            assert len(r) == len(c.line1) + 2 + len(c.line2) and set(r) <= set(ROLES)
+            p = parse_line1(c.line1, cfg)
+            assert c.line1[r.index("cue") - 1] == p.cue and c.line1[r.index("rhyme") - 1] == p.rhyme
+            assert c.line1[-1] == p.rhyme and (c.line1.index(p.cue) < c.line1.index(p.rhyme))
+        assert max(len(world.couplet_ids(c)) for c in world.split("train")) <= world.max_len()
+
+
+def test_list_line1_grammar_errors_say_what_is_wrong():
+    import pytest
+    for bad, words in (("she saw a goat", "nouns"), ("she saw an goat and a hat", "article"),
+                       ("she saw a zorblax and a hat", "not a noun"), ("saw a goat and a hat", "pronoun")):
+        with pytest.raises(ValueError) as e:
+            parse_line1(bad.split(), LIST)
+        assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_list_world_breaks_are_named():
+    line1 = "she saw a goat and a hat".split()          # animal, -at: cat or rat
+    assert check_couplet(line1, "then she saw a cat".split(), LIST) == []
+    assert "rhyme" in check_couplet(line1, "then she saw a dog".split(), LIST)
+    assert "meaning" in check_couplet(line1, "then she saw a mat".split(), LIST)
+    assert "article" in check_couplet(line1, "then she saw an cat".split(), LIST)

@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from model import GPT, GPTConfig, hook_names, save_checkpoint, load_checkpoint, CheckpointError
+from model import GPT, GPTConfig, hook_names, checkpoint_payload, load_checkpoint, CheckpointError
+from plumbing.files import save_torch
 from conftest import TINY_MODEL
 
 
@@ -42,7 +43,7 @@ def test_resid_stream_adds_up():
 def test_identity_patch_leaves_logits_unchanged_and_a_real_patch_changes_them():
     model = tiny_model()
     a, b = torch.randint(0, 50, (1, 10)), torch.randint(0, 50, (1, 10))
-    clean = model(a)
+    clean = model(a)[0]
     name = "blocks.1.hook_resid_pre"
     _, cache_a = model.run_with_cache(a, names=[name])
     _, cache_b = model.run_with_cache(b, names=[name])
@@ -53,8 +54,8 @@ def test_identity_patch_leaves_logits_unchanged_and_a_real_patch_changes_them():
             x[:, 4] = cache[name][:, 4]
             return x
         return fn
-    assert torch.equal(model(a, hooks=[(name, patch_from(cache_a))]), clean)
-    patched = model(a, hooks=[(name, patch_from(cache_b))])
+    assert torch.equal(model(a, hooks=[(name, patch_from(cache_a))])[0], clean)
+    patched = model(a, hooks=[(name, patch_from(cache_b))])[0]
     assert not torch.allclose(patched, clean)
     assert torch.allclose(patched[:, :4], clean[:, :4], atol=1e-6)  # causal: earlier positions untouched
 
@@ -62,7 +63,7 @@ def test_identity_patch_leaves_logits_unchanged_and_a_real_patch_changes_them():
 def test_pattern_path_and_fused_path_agree():
     model = tiny_model()
     idx = torch.randint(0, 50, (2, 12))
-    fused = model(idx)
+    fused = model(idx)[0]
     logits, _ = model.run_with_cache(idx, names=["blocks.0.attn.hook_pattern"])
     assert torch.allclose(fused, logits, atol=1e-5)
 
@@ -74,7 +75,7 @@ def test_myopic_forward_equals_normal_forward():
     myopic.load_state_dict(normal.state_dict())
     idx = torch.randint(0, 50, (2, 12))
     normal.train(), myopic.train()
-    assert torch.allclose(normal(idx), myopic(idx), atol=1e-5)
+    assert torch.allclose(normal(idx)[0], myopic(idx)[0], atol=1e-5)
 
 
 def test_myopic_blocks_gradient_from_later_loss_into_earlier_positions():
@@ -88,7 +89,7 @@ def test_myopic_blocks_gradient_from_later_loss_into_earlier_positions():
         def keep(x):
             x.retain_grad()
             acts["x"] = x
-        logits = model(idx, hooks=[("blocks.0.hook_resid_mid", keep)])
+        logits = model(idx, hooks=[("blocks.0.hook_resid_mid", keep)])[0]
         logits[0, 7].logsumexp(-1).backward()  # a loss at the last position only
         early = acts["x"].grad[0, :7].abs().max().item()
         assert (early > 0) == expect_grad, (myopic, early)
@@ -104,10 +105,10 @@ def test_bad_configs_are_refused():
 def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
     model = tiny_model()
     path = str(tmp_path / "m.pt")
-    save_checkpoint(path, model, {"seed": 0}, ["<pad>"] * 50, {"x": 1.0})
+    save_torch(path, checkpoint_payload(model, {"seed": 0}, ["<pad>"] * 50, {"x": 1.0}))
     loaded, ckpt = load_checkpoint(path)
     idx = torch.randint(0, 50, (2, 6))
-    assert torch.equal(loaded(idx), model(idx))
+    assert torch.equal(loaded(idx)[0], model(idx)[0])
     assert ckpt["metrics"] == {"x": 1.0} and not [f for f in os.listdir(tmp_path) if "tmp" in f]
 
     def message(p, **kw):
@@ -127,7 +128,7 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
     ck["version"] = 999
     torch.save(ck, tmp_path / "future.pt")
     assert "version 999" in message(str(tmp_path / "future.pt"))
-    ck["version"] = 1
+    ck["version"] = 2
     ck["model_config"]["d_model"] = 64
     torch.save(ck, tmp_path / "mismatch.pt")
     assert "do not fit" in message(str(tmp_path / "mismatch.pt"))
@@ -139,7 +140,7 @@ def test_kv_cache_generation_equals_full_recompute():
     idx = torch.randint(0, 50, (3, 5))
     ref = idx.clone()
     for _ in range(6):
-        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+        ref = torch.cat([ref, model(ref)[0][:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(model.generate(idx, 6), ref)
 
 
@@ -163,7 +164,7 @@ def test_nl_barrier_hides_line1_from_line2_only():
     assert p[:, :4].abs().max() == 0 and p[:, 4].min() > 0
     ref = a[:, :6]
     for _ in range(3):
-        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+        ref = torch.cat([ref, model(ref)[0][:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(model.generate(a[:, :6], 3), ref)  # the KV cache keeps the barrier
 
 
@@ -177,8 +178,40 @@ def test_attention_window_hides_old_tokens_and_survives_the_kv_cache():
     assert p[:, :7].abs().max() == 0 and p[:, 7:].min() > 0
     b = idx.clone()
     b[0, 2] = (b[0, 2] + 1) % 50  # one layer: a token 7 back cannot change the last logits
-    assert torch.allclose(model(idx)[0, 9], model(b)[0, 9], atol=1e-6)
+    assert torch.allclose(model(idx)[0][0, 9], model(b)[0][0, 9], atol=1e-6)
     ref = idx[:, :5]
     for _ in range(4):
-        ref = torch.cat([ref, model(ref)[:, -1].argmax(-1, keepdim=True)], 1)
+        ref = torch.cat([ref, model(ref)[0][:, -1].argmax(-1, keepdim=True)], 1)
     assert torch.equal(model.generate(idx[:, :5], 4), ref)
+
+
+def test_fast_path_loss_equals_the_plain_path():
+    """Trailing all-ignored columns are dropped inside forward(); the loss must not change."""
+    model = tiny_model()
+    idx = torch.randint(0, 50, (3, 12))
+    targets = torch.randint(0, 50, (3, 12))
+    targets[:, 7:] = -1
+    _, fast = model(idx, targets)
+    logits, _ = model(idx, hooks=[("hook_embed", lambda x: None)])  # any hook takes the plain path
+    plain = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+    assert torch.allclose(fast, plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(pos="rope"), dict(pos="none"),
+                                dict(pos="rope", attn_window=3, window_layers="LG")])
+def test_positional_schemes_and_interleave_keep_the_kv_cache_exact(kw):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64, **kw)).eval()
+    idx = torch.randint(0, 50, (2, 5))
+    ref = idx.clone()
+    for _ in range(5):
+        ref = torch.cat([ref, model(ref)[0][:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(model.generate(idx, 5), ref)
+
+
+def test_interleave_makes_only_L_layers_local():
+    cfg = GPTConfig(n_layer=4, attn_window=3, window_layers="LG")
+    assert [cfg.is_local(l) for l in range(4)] == [True, False, True, False]
+    assert all(GPTConfig(n_layer=2, attn_window=3).is_local(l) for l in range(2))
+    with pytest.raises(ValueError):
+        GPTConfig(window_layers="LX").validate()

@@ -7,7 +7,8 @@ import torch
 
 from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
 from model import load_checkpoint
-from train import train, wilson
+from interp.stats import wilson
+from train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

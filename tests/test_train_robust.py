@@ -1,6 +1,7 @@
-"""train.py under stress: bad flags, unwritable --out, a full disk, bad checkpoints, SIGKILL,
-Ctrl-C, and two processes under torchrun. Every failure is one line on stderr and exit 2 (usage)
-or 1 (runtime), never a traceback."""
+"""train.py under stress: bad flags, unwritable --out, a full disk, bad checkpoints, resuming with
+other settings, a diverging loss, SIGKILL, Ctrl-C and SIGTERM, `--all` child processes, and two
+processes under torchrun. Every failure is one line on stderr and exit 2 (usage), 1 (runtime) or
+130 (interrupted), never a traceback."""
 import errno
 import os
 import signal
@@ -12,10 +13,13 @@ import time
 import pytest
 import torch
 
-import model as model_module
+import plumbing.files
+import train as train_module
+import worlds
 from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
-from model import load_checkpoint, save_checkpoint
-from train import main, train
+from model import checkpoint_payload, load_checkpoint
+from plumbing.files import save_torch
+from train import TrainError, main, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--n-train", "3000", "--n-test", "40", "--n-layer", "2", "--n-head", "2", "--d-model", "32",
@@ -45,11 +49,14 @@ def assert_one_error_line(err, *words):
 
 @pytest.mark.parametrize("argv, words", [
     (["--lr", "nan"], ["--lr"]), (["--lr", "inf"], ["--lr"]), (["--n-train", "0"], ["--n-train"]),
-    (["--batch-size", "5000"], ["--batch-size", "--n-train"]), (["--holdout-cells", "0"], ["--holdout-cells"]),
-    (["--holdout-cells", "999"], ["--holdout-cells"]), (["--line2-syllables", "3"], ["--line2-syllables"]),
+    (["--batch-size", "5000"], ["--batch-size", "--n-train"]), (["--holdout-pairs", "-1"], ["--holdout-pairs"]),
+    (["--holdout-pairs", "99999"], ["--holdout-pairs"]), (["--line2-syllables", "3"], ["--line2-syllables"]),
     (["--distractor-prob", "2"], ["--distractor-prob"]), (["--seed", "-1"], ["--seed"]),
-    (["--d-model", "30", "--n-head", "4"], ["d_model"]), (["--ckpt-every", "0"], ["--ckpt-every"]),
+    (["--d-model", "30", "--n-head", "4"], ["--d-model", "--n-head"]), (["--ckpt-every", "0"], ["--ckpt-every"]),
     (["--d-model", "3.5"], ["--d-model"]), (["--bogus"], ["--bogus"]), (["--max-steps"], ["--max-steps"]),
+    (["--grammar", "sonnet"], ["--grammar"]), (["--pos", "alibi"], ["--pos"]),
+    (["--variant", "nope"], ["--variant", "main"]), (["--all", "--seeds", "0"], ["--seeds"]),
+    (["--threads", "0"], ["--threads"]),
 ])
 def test_out_of_range_flags_exit_2_with_one_line(argv, words, capsys, tmp_path):
     code, err = run_main(capsys, *argv, "--out", str(tmp_path / "out"))
@@ -59,7 +66,7 @@ def test_out_of_range_flags_exit_2_with_one_line(argv, words, capsys, tmp_path):
 
 
 def test_meter_can_be_switched_off():
-    from train import ArgumentParser, add_dataclass_flags
+    from plumbing.cli import ArgumentParser, add_dataclass_flags
     from data import WorldConfig
     parser = ArgumentParser()
     add_dataclass_flags(parser, WorldConfig, "world")
@@ -93,7 +100,7 @@ def test_full_disk_during_save_keeps_the_previous_checkpoint(capsys, tmp_path, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_save(obj, f, *a, **kw)
         saved.append(f)
-    monkeypatch.setattr(model_module.torch, "save", save)
+    monkeypatch.setattr(plumbing.files.torch, "save", save)
     out = tmp_path / "out"
     code, err = run_main(capsys, "--max-steps", "30", "--ckpt-every", "10", "--out", str(out))
     assert code == 1
@@ -117,7 +124,7 @@ def test_resume_from_a_bad_checkpoint_exits_1_with_one_line(capsys, tmp_path, ch
     good = checkpoint_10.read_bytes()
     cases = {"truncated": (good[:len(good) // 2], [], "not a readable checkpoint"),
              "garbage": (b"hello", [], "not a readable checkpoint"),
-             "other model": (good, ["--d-model", "48"], "other world/model settings")}
+             "other model": (good, ["--d-model", "48"], "--d-model (32 there, 48 now)")}
     for name, (data, flags, words) in cases.items():
         out = tmp_path / name.replace(" ", "_")
         out.mkdir()
@@ -130,7 +137,7 @@ def test_resume_from_a_bad_checkpoint_exits_1_with_one_line(capsys, tmp_path, ch
     out = tmp_path / "weights_only"
     m = load_checkpoint(str(checkpoint_10))[0]
     ck = torch.load(checkpoint_10, weights_only=True)
-    save_checkpoint(str(out / "model.pt"), m, ck["world_config"], ck["vocab"])
+    save_torch(str(out / "model.pt"), checkpoint_payload(m, ck["world_config"], ck["vocab"]))
     code, err = run_main(capsys, "--max-steps", "20", "--resume", "--out", str(out))
     assert code == 1
     assert_one_error_line(err, "no usable training state", "drop --resume")
@@ -168,15 +175,93 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
     assert final["train_state"]["step"] == 300 and final["metrics"]["steps"] == 300
 
 
-def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_save_exit_130_and_say_how_to_resume(sig, tmp_path):
     proc = start_cli(tmp_path, "--max-steps", "100000", "--ckpt-every", "5")
     wait_for(tmp_path / "model.pt", proc)
     first = load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"]
-    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)  # mid-interval: the step it stops at need not be a checkpoint step
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err, err
-    assert "--resume" in out
-    assert load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"] >= first
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    step = load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]["step"]
+    assert step >= first
+    last = err.strip().splitlines()[-1]  # the one line that says what was kept
+    assert f"holds step {step} " in last and "--resume" in last and str(tmp_path) in last, err
+    assert not (tmp_path / "train_metrics.json").exists()
+
+
+def test_resume_with_other_training_settings_is_refused_naming_them(capsys, tmp_path, checkpoint_10):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.pt").write_bytes(checkpoint_10.read_bytes())
+    code, err = run_main(capsys, "--max-steps", "40", "--lr", "0.002", "--resume", "--out", str(out))
+    assert code == 1
+    line = assert_one_error_line(err, "other settings", "--max-steps (20 there, 40 now)",
+                                 "--lr (0.0015 there, 0.002 now)", str(out / "model.pt"), "drop --resume")
+    assert "--batch-size" not in line and "--seed" not in line and "--eval-n" not in line
+    assert (out / "model.pt").read_bytes() == checkpoint_10.read_bytes()  # nothing overwritten
+    # settings that only shape the logs and the evaluation may change
+    code, err = run_main(capsys, "--max-steps", "20", "--eval-n", "8", "--ckpt-every", "7", "--resume",
+                         "--out", str(out))
+    assert code == 0, err
+    ckpt = load_checkpoint(str(out / "model.pt"))[1]
+    assert ckpt["train_state"]["step"] == 20 and ckpt["metrics"]["test"]["n"] == 8
+
+
+def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real, calls = train_module.shard_loss, []
+
+    def diverging(*args):  # the loss of the 8th step is nan
+        calls.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(calls) >= 8 else loss
+    monkeypatch.setattr(train_module, "shard_loss", diverging)
+    with pytest.raises(TrainError, match="the loss became nan at step 8") as e:
+        train(TINY_WORLD, TINY_MODEL, tiny_train_config(tmp_path, max_steps=30, ckpt_every=5), quiet=True)
+    assert "\n" not in str(e.value) and "lower --lr" in str(e.value) and str(tmp_path / "model.pt") in str(e.value)
+    model, ckpt = load_checkpoint(str(tmp_path / "model.pt"))
+    assert ckpt["train_state"]["step"] == 5  # the last good checkpoint, not overwritten
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_all_trains_every_model_and_seed_in_child_processes_and_keeps_finished_ones(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(worlds, "MODELS", {k: worlds.MODELS[k] for k in ("main", "barrier")})  # the parent's list
+    argv = ["--all", "--seeds", "2", "--jobs", "2", "--max-steps", "4", "--ckpt-every", "2", "--eval-n", "4",
+            "--out", str(tmp_path)]
+    code = main([*TINY, *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "training 4 of 4 models" in out and "all models trained" in out
+    weights = {}
+    for name in ("main", "barrier"):
+        for seed in (0, 1):
+            path = worlds.checkpoint_path(str(tmp_path), name, seed)
+            model, ckpt = load_checkpoint(path)
+            assert f"{name} seed {seed}: test: rhyme" in out
+            assert model.cfg.nl_barrier == (name == "barrier") and model.cfg.d_model == 32  # variant + passed flags
+            assert ckpt["world_config"]["seed"] == seed and ckpt["train_state"]["train_config"]["seed"] == seed
+            m = ckpt["metrics"]
+            assert m["steps"] == 4 and m["threads"] == 1 and m["test"]["n"] == 4
+            assert os.path.exists(os.path.join(os.path.dirname(path), "train_metrics.json"))
+            weights[name, seed] = model.state_dict()["wte.weight"]
+    assert not torch.equal(weights["main", 0], weights["main", 1])
+    assert worlds.checkpoint_path(str(tmp_path), "main", 0) == str(tmp_path / "model.pt")
+    code = main([*TINY, *argv])  # everything is trained with these settings: nothing to do
+    out, err = capsys.readouterr()
+    assert code == 0 and "training 0 of 4 models" in out, err
+
+
+def test_all_retrains_a_model_whose_settings_changed(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(worlds, "MODELS", {"main": worlds.MODELS["main"]})
+    argv = [*TINY, "--all", "--seeds", "1", "--jobs", "1", "--eval-n", "4", "--out", str(tmp_path)]
+    assert main([*argv, "--max-steps", "3"]) == 0
+    code = main([*argv, "--max-steps", "4"])
+    out, err = capsys.readouterr()
+    assert "training 1 of 1 models" in out
+    assert code == 0, err
+    assert load_checkpoint(str(tmp_path / "model.pt"))[1]["metrics"]["steps"] == 4
 
 
 def free_port():

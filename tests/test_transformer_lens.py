@@ -60,7 +60,7 @@ def test_export_has_transformer_lens_shapes_and_reproduces_logits():
     assert len(sd) == 2 + 16 * 2 + 4
     idx = torch.randint(0, 50, (3, 12))
     with torch.no_grad():
-        assert (tl_style_forward(cfg, sd, idx) - model(idx)).abs().max() < 1e-5
+        assert (tl_style_forward(cfg, sd, idx) - model(idx)[0]).abs().max() < 1e-5
 
 
 def transformer_lens_4():

@@ -19,12 +19,9 @@ a never-firing feature back towards firing (dead-feature handling, also Anthropi
 
 `python transcoder.py` trains (or loads) the CLT for out/model.pt and prints its report.
 """
-from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 import hashlib
 import math
-import os
-import sys
 import time
 
 import torch
@@ -32,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data import PAD
+from plumbing.files import save_torch
 
 
 @dataclass(frozen=True)
@@ -89,19 +87,6 @@ class CrossLayerTranscoder(nn.Module):
         return {"n_layer": self.n_layer, "d_model": self.d_model, "n_features": self.n_features}
 
 
-@contextmanager
-def one_thread():
-    """Run torch on one thread, then restore the setting (usable as `@one_thread()`). Our matrices are
-    small; on a 2-core machine shared with other jobs, two spin-waiting threads were measured 10x
-    slower than one (200 CLT steps: 41 s vs 4 s at load 3) and hardly faster when the machine is idle."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 # ---- activations -----------------------------------------------------------------------------------
 def in_name(l):
     return f"blocks.{l}.ln2.hook_normalized"
@@ -127,7 +112,6 @@ def collect(model, world, couplets, batch=512):
 
 
 # ---- training ---------------------------------------------------------------------------------------
-@one_thread()
 def train_clt(model, world, cfg=CLTConfig(), quiet=True, data=None):
     """Train a CLT on the model's MLPs over training couplets. Returns (clt, info dict).
     `data` = (xs, ys) from `collect` skips the collection (for sweeps)."""
@@ -235,11 +219,10 @@ def replacement_hooks(clt, layers=None, edit=None):
 
 @torch.no_grad()
 def next_token_loss(model, idx, hooks=()):
-    logits = model(idx[:, :-1], hooks=hooks)
-    return F.cross_entropy(logits.flatten(0, 1), idx[:, 1:].flatten(), ignore_index=PAD).item()
+    targets = idx[:, 1:].masked_fill(idx[:, 1:] == PAD, -1)
+    return model(idx[:, :-1], targets, hooks=hooks)[1].item()
 
 
-@one_thread()
 @torch.no_grad()
 def evaluate_clt(model, world, clt, n_couplets=500):
     """L0 per layer, FVU per layer and overall, dead-feature share (never active on held-out
@@ -261,6 +244,35 @@ def evaluate_clt(model, world, clt, n_couplets=500):
             "loss_recovered": (ce_zero - ce_clt) / (ce_zero - ce_clean), "eval_tokens": xs.shape[0]}
 
 
+@torch.no_grad()
+def ending_fidelity(model, world, clt, line1s, line2s):
+    """The CLT judged where the plan is used: at the position that predicts line 2's ending (the
+    model's own line 2 teacher-forced), the ending's loss with the model's MLPs and with the CLT in
+    their place, and how often the CLT's top-1 word is the model's."""
+    from interp.edits import ending_logits
+    prefixes = [l2[:-1] for l2 in line2s]
+    target = torch.tensor([world.stoi[l2[-1]] for l2 in line2s])
+    clean = ending_logits(model, world, line1s, prefixes)
+    replaced = ending_logits(model, world, line1s, prefixes, hooks=replacement_hooks(clt))
+    return {"n": len(line1s), "loss_clean": F.cross_entropy(clean, target).item(),
+            "loss_clt": F.cross_entropy(replaced, target).item(),
+            "top1_agreement": (clean.argmax(1) == replaced.argmax(1)).float().mean().item()}
+
+
+def random_dictionary(model, world, n_features, l0, seed=0):
+    """An untrained CLT with the trained one's sparsity: a random encoder whose bias is set per layer so
+    that on average `l0` features fire per token. The floor a trained dictionary must beat (a fully
+    random one fires half its features and makes graphs too big to build)."""
+    torch.manual_seed(seed)
+    clt = CrossLayerTranscoder(model.cfg.n_layer, model.cfg.d_model, n_features)
+    xs, _ = collect(model, world, world.split("train")[:200])
+    with torch.no_grad():
+        for l in range(clt.n_layer):
+            pre = clt.pre_acts(xs[:, l], l)  # (N, F)
+            clt.b_enc[l] = -torch.quantile(pre.flatten(), 1 - min(1.0, l0 / n_features))
+    return clt.eval()
+
+
 # ---- save / load ------------------------------------------------------------------------------------
 def model_fingerprint(model):
     """A short hash of the model weights: a cached CLT is only valid for the model it imitates."""
@@ -272,17 +284,8 @@ def model_fingerprint(model):
 
 
 def save_clt(path, clt, info):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    payload = {"format": "couplet-clt", "config": clt.config(), "info": info,
-               "state_dict": {k: v.detach().cpu() for k, v in clt.state_dict().items()}}
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_torch(path, {"format": "couplet-clt", "config": clt.config(), "info": info,
+                      "state_dict": {k: v.detach().cpu() for k, v in clt.state_dict().items()}})
 
 
 def load_clt(path):
@@ -312,11 +315,3 @@ def get_clt(model, world, path, cfg=CLTConfig(), quiet=True):
     return clt, info
 
 
-if __name__ == "__main__":
-    from data import world_from_dict
-    from model import load_checkpoint
-    ckpt_path = sys.argv[1] if len(sys.argv) > 1 else "out/model.pt"
-    model, ckpt = load_checkpoint(ckpt_path)
-    world = world_from_dict(ckpt["world_config"])
-    clt, info = get_clt(model, world, os.path.join(os.path.dirname(ckpt_path), "clt.pt"), quiet=False)
-    print({k: v for k, v in info.items() if k != "config"})

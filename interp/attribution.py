@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from transcoder import in_name, one_thread, out_name
+from interp.transcoder import in_name, out_name
 
 
 # ---- (a) context ----------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def record(model, clt, tokens):
     L = model.cfg.n_layer
     acts = torch.stack([clt.encode(cache[in_name(l)], l) for l in range(L)])  # (L, T, F)
     mlp = torch.stack([cache[out_name(l)] for l in range(L)])                 # (L, T, d)
-    embed = cache["hook_embed"] + cache["hook_pos_embed"]
+    embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)  # rotary / no positions: token only
     return Context(tokens, cache, logits[0], embed, acts, mlp - reconstruct(clt, acts))
 
 
@@ -79,7 +79,7 @@ def frozen_forward(model, ctx, embed, mlp_outs):
     hooks = [(n, const(n)) for n in frozen_names(L)]
     hooks += [("hook_embed", lambda x: embed[None]), ("hook_pos_embed", lambda x: torch.zeros_like(x))]
     hooks += [(in_name(l), keep(l)) for l in range(L)] + [(out_name(l), mlp(l)) for l in range(L)]
-    logits = model(ctx.tokens[None], hooks=hooks)[0]
+    logits = model(ctx.tokens[None], hooks=hooks)[0][0]
     return logits, torch.stack([seen[l] for l in range(L)])
 
 
@@ -181,8 +181,7 @@ def feature_edges(clt, feats, acts, g_mlp):
 def build_graph(model, clt, tokens, target_pos=-1, must=None, max_logits=5):
     """The full attribution graph of `tokens` (T,) for the logits at target_pos."""
     t0 = time.time()
-    with one_thread():
-        graph = _build_graph(model, clt, tokens, target_pos, must, max_logits)
+    graph = _build_graph(model, clt, tokens, target_pos, must, max_logits)
     graph.seconds = time.time() - t0
     return graph
 

@@ -1,0 +1,109 @@
+"""Small HTML and SVG pieces of the report: one number format, one table, one heatmap, one curve.
+Nothing here computes a result; every function formats what it is given."""
+from html import escape
+
+
+def num(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def interval(ci, digits=2):
+    if not ci or ci[0] is None:
+        return "–"
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def rate(r):
+    """'0.37 (k/n, 95% CI [lo, hi])' of a rate dict from interp.stats.rate."""
+    if not r or r.get("rate") is None:
+        return "– (n = 0)"
+    return f"{r['rate']:.2f} ({r['k']}/{r['n']}, 95% CI {interval(r['ci'])})"
+
+
+def effect(e):
+    """A normalized LD effect dict from interp.stats.ratio_of_sums."""
+    if not e or e.get("value") is None:
+        return "–"
+    return f"{e['value']:.2f} (n = {e['n']} pairs, 95% CI {interval(e['ci'])})"
+
+
+def table(headers, rows, cls=""):
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _colour(v, lo, hi):
+    if v is None:
+        return "#eee"
+    t = max(0.0, min(1.0, (v - lo) / (hi - lo) if hi > lo else 0.0))
+    r, g, b = int(255 - 225 * t), int(255 - 140 * t), int(255 - 40 * t)
+    return f"rgb({r},{g},{b})"
+
+
+def heatmap(grid, rows, cols, title, xlabel, ylabel, caption, lo=0.0, hi=1.0, digits=2):
+    """An SVG grid of values (None = not measured) with its title, axis labels and caption."""
+    cw, ch, left, top = 46, 24, 70, 40
+    w, h = left + cw * len(cols) + 10, top + ch * len(rows) + 90
+    out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
+           f'<text x="{left}" y="16" class="t">{escape(title)}</text>']
+    for i, r in enumerate(rows):
+        y = top + i * ch
+        out.append(f'<text x="{left - 6}" y="{y + 16}" text-anchor="end">{escape(str(r))}</text>')
+        for j, _ in enumerate(cols):
+            v = grid[i][j] if j < len(grid[i]) else None
+            out.append(f'<rect x="{left + j * cw}" y="{y}" width="{cw - 2}" height="{ch - 2}" fill="{_colour(v, lo, hi)}"/>')
+            out.append(f'<text x="{left + j * cw + cw / 2 - 1}" y="{y + 16}" text-anchor="middle" class="v">'
+                       f'{"" if v is None else num(v, digits)}</text>')
+    yb = top + ch * len(rows)
+    for j, c in enumerate(cols):
+        x = left + j * cw + cw / 2
+        out.append(f'<text transform="translate({x},{yb + 8}) rotate(45)" class="c">{escape(str(c))}</text>')
+    out.append(f'<text x="{left + cw * len(cols) / 2}" y="{h - 4}" text-anchor="middle" class="a">{escape(xlabel)}</text>')
+    out.append(f'<text transform="translate(12,{top + ch * len(rows) / 2}) rotate(-90)" text-anchor="middle" '
+               f'class="a">{escape(ylabel)}</text>')
+    out.append(f"</svg><figcaption>{escape(caption)}</figcaption></figure>")
+    return "".join(out)
+
+
+def curves(xs, series, title, xlabel, ylabel, caption):
+    """An SVG line plot of rates in [0, 1]: series = [(name, colour, [y or None per x])]."""
+    w, h, left, top, pw, ph = 460, 250, 50, 30, 380, 160
+    sx = lambda i: left + pw * i / max(1, len(xs) - 1)
+    sy = lambda v: top + ph * (1 - v)
+    out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
+           f'<text x="{left}" y="16" class="t">{escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    for v in (0, 0.5, 1):
+        out.append(f'<text x="{left - 6}" y="{sy(v) + 4}" text-anchor="end" class="c">{v}</text>')
+    for i, x in enumerate(xs):
+        out.append(f'<text x="{sx(i)}" y="{top + ph + 16}" text-anchor="middle" class="c">{escape(str(x))}</text>')
+    for k, (name, colour, ys) in enumerate(series):
+        pts = " ".join(f"{sx(i)},{sy(v)}" for i, v in enumerate(ys) if v is not None)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{left + 8}" y="{top + 16 + 16 * k}" fill="{colour}" class="c">{escape(name)}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{h - 30}" text-anchor="middle" class="a">{escape(xlabel)}</text>')
+    out.append(f'<text transform="translate(12,{top + ph / 2}) rotate(-90)" text-anchor="middle" class="a">'
+               f'{escape(ylabel)}</text>')
+    out.append(f"</svg><figcaption>{escape(caption)}</figcaption></figure>")
+    return "".join(out)
+
+
+STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}th{background:#f4f4f4}
+.verdict{font-size:1.1em;background:#f3f7ff;border-left:4px solid #4a74c9;padding:.5em .8em}
+svg text{font:11px system-ui,sans-serif}svg .t{font-weight:600;font-size:12px}svg .v{font-size:10px}
+figure{display:inline-block;margin:.5em 1.5em .5em 0;vertical-align:top}figcaption{font-size:12px;color:#555;max-width:460px}
+code{background:#f4f4f4;padding:0 3px}.note{color:#555;font-size:13px}"""
+
+
+def page(title, body):
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{body}</body></html>\n")

@@ -1,0 +1,266 @@
+"""The report page, rendered from results.json alone: `render(results) -> html`.
+
+One function per section. Verdict sentences are chosen by stated thresholds on the numbers in the
+file (THRESHOLDS), so a different run reads differently; nothing on the page is typed in.
+"""
+from html import escape
+
+from page.html import curves, effect, heatmap, interval, num, page, rate, table
+
+# a normalized LD effect at or above `strong` counts as "carries the plan", below `weak` as "not used"
+THRESHOLDS = {"strong": 0.5, "weak": 0.2}
+HEADLINE_LABELS = {
+    "valid": "valid couplets (test line 1s)",
+    "nl_ld_rhyme": "line break, full-column patch: LD effect of a rhyme swap",
+    "nl_ld_cue": "line break, full-column patch: LD effect of a cue swap",
+    "add_only_rate": "add-only injection at the joint site (two facts changed)",
+    "add_only_random_rate": "same, a norm-matched random direction",
+    "suppression_runner_up_rate": "suppression (contrastive direction, opener kept) writes the runner-up",
+    "sweep_site_rate": "sweep: injection rate at the site",
+    "sweep_best_other_rate": "sweep: best other (layer, position)",
+    "planned_word_rate": "the word read at the site is the word written",
+}
+
+
+def strength(v):
+    if v is None:
+        return "unmeasured"
+    return "strong" if v >= THRESHOLDS["strong"] else "partial" if v >= THRESHOLDS["weak"] else "none"
+
+
+def fmt_seeds(h, k):
+    v, r = h.get(k), h.get(k + "_range")
+    if v is None:
+        return "–"
+    if isinstance(v, list):
+        return interval(v)
+    return num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and h.get("n_seeds", 1) > 1 else "")
+
+
+def column_effects(m, slot):
+    p = m["patching"][slot]
+    return p["roles"], [(p["column"].get(r) or {}).get("value") for r in p["roles"]], \
+        [(p["column_from1"].get(r) or {}).get("value") for r in p["roles"]]
+
+
+# ---- sections ---------------------------------------------------------------------------------------------
+def header(results):
+    names = ", ".join(results["models"])
+    return (f"<h1>Does a tiny poet plan its rhyme?</h1><p>A small transformer trained from scratch on rhyming "
+            f"couplets, taken apart. Models studied: {escape(names)}. Every number on this page is read from "
+            f"<code>results.json</code>, written by the run that made the page.</p>")
+
+
+def reading_guide():
+    rows = [("probe", "a linear classifier reads a fact (the rhyme family, the meaning, the future ending) from "
+             "activations: it shows what is <em>readable</em> there, not what is used.", "#probes"),
+            ("patch", "copy activations from a run on another line 1 into this run: if the ending follows, the "
+             "patched place <em>carries</em> what decides it (1 = fully, 0 = not at all).", "#q1"),
+            ("injection", "add a word's direction on top of the activations at one place: if the model then writes "
+             "that word, the place is <em>used</em> as a plan (a random direction of the same size is the control).",
+             "#interventions"),
+            ("attribution graph", "a replacement model (a cross-layer transcoder) turns one forward pass into a graph "
+             "of features; the share of it the transcoder explains is its replacement score.", "#clt")]
+    return "<h2>How to read this page</h2>" + table(["tool", "what it tells you", ""],
+                                                    [(f"<b>{a}</b>", b, f'<a href="{c}">section</a>') for a, b, c in rows])
+
+
+def headline_table(results):
+    keys = list(HEADLINE_LABELS)
+    models = results["models"]
+    rows = [[HEADLINE_LABELS[k]] + [fmt_seeds(m["headline"], k) for m in models.values()] for k in keys]
+    rows.append(["training seeds"] + [str(m["headline"]["n_seeds"]) for m in models.values()])
+    return ("<h2>Headline numbers</h2><p class=note>Mean over training seeds, [min, max] in brackets when there "
+            "is more than one seed. LD effect: 0 = the patch leaves the ending alone, 1 = it moves it as far as the "
+            "other line 1 does.</p>" + table(["measure"] + list(models), rows))
+
+
+def q1_where(main):
+    roles, col, col1 = column_effects(main, "rhyme")
+    _, ccol, _ = column_effects(main, "cue")
+    h = main["headline"]
+    s_r, s_c = strength(h["nl_ld_rhyme"]), strength(h["nl_ld_cue"])
+    prompt = [r for r in roles if not r.startswith(("l2_", "y", "end"))]
+    best = max(((v, r) for r, v in zip(roles, col1) if v is not None), default=(None, None))
+    if s_r == "strong" and s_c == "strong":
+        verdict = "In this model the plan is stored at the line break: copying the line break alone from another " \
+                  "line 1 moves the ending most of the way to that line 1's ending."
+    elif s_r == "none" and s_c == "none":
+        verdict = (f"In this model the plan is <b>not</b> stored at the line break: patching it changes nothing; "
+                   f"line 2 re-reads line 1 (the largest effect from one position after its own token is at "
+                   f"<code>{escape(str(best[1]))}</code>).")
+    else:
+        verdict = (f"In this model the line break carries part of the plan (rhyme: {s_r}, meaning: {s_c}); the "
+                   f"rest is read again from line 1 while line 2 is written.")
+    fig = heatmap([[col[roles.index(r)] for r in roles], [ccol[roles.index(r)] for r in roles],
+                   [col1[roles.index(r)] for r in roles]], ["rhyme swap", "cue swap", "rhyme, L>=1"], roles,
+                  "Patching one position, every layer", "position (token role) in line 1 and line 2",
+                  "swap", "Darker = that position alone carries the ending. Look at the nl column.", lo=0, hi=1)
+    ev = table(["measure", "value"], [
+        ["line break, rhyme swap", effect(main["patching"]["rhyme"]["column"].get("nl"))],
+        ["line break, cue swap", effect(main["patching"]["cue"]["column"].get("nl"))],
+        ["line break, rhyme swap, free generation ends with B's word",
+         rate(main["patching"]["rhyme"].get("top1", {}).get("nl"))],
+        ["seeds (rhyme, cue)", f"{fmt_seeds(h, 'nl_ld_rhyme')}, {fmt_seeds(h, 'nl_ld_cue')}"]])
+    return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
+            f"<p class=note>Would change our mind: another seed with a line-break effect above "
+            f"{THRESHOLDS['strong']}. Prompt positions: {escape(', '.join(prompt))}.</p>")
+
+
+def q2_smeared(main):
+    roles, col, _ = column_effects(main, "rhyme")
+    line2 = [(r, v) for r, v in zip(roles, col) if r.startswith(("l2_", "y", "end")) and v is not None]
+    sw = main.get("sweep")
+    top = max(line2, key=lambda x: x[1], default=(None, None))
+    if top[1] is not None and top[1] >= THRESHOLDS["strong"]:
+        verdict = (f"Partly: by <code>{escape(top[0])}</code> in line 2 the ending is decided there "
+                   f"(patching that one position moves it {num(top[1])} of the way).")
+    else:
+        verdict = "No: no single position of line 2 carries the ending; each re-reads line 1 when it needs it."
+    fig = ""
+    if sw:
+        fig = heatmap(sw["rate"], sw["layers"], sw["roles"], "Inject a word at one (layer, position)",
+                      "position in line 1", "layer", "Share of line 2s that end with the injected word; "
+                      "directions fit at each cell. The site is one cell; compare it with the rest.")
+    ev = table(["line-2 position", "LD effect of patching it (rhyme swap)"],
+               [[escape(r), num(v)] for r, v in line2])
+    if sw:
+        ev += table(["measure", "value"], [["sweep, at the site", rate(sw["site_rate"])],
+                                          ["sweep, best other cell " + escape(str((sw["best_other"] or {}).get("role"))),
+                                           rate(sw["best_other"])]])
+    return f'<h2 id="q2">2. Is the plan smeared over the words of line 2?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
+
+
+def q3_baked(results):
+    models = results["models"]
+    main = models["main"]["headline"]
+    my = models.get("myopic", {}).get("headline")
+    if my is None:
+        verdict = "Not measured in this run: train the myopic variant (<code>python train.py --all</code>)."
+        ev = ""
+    else:
+        verdict = ("Yes, in the sense that matters: the plan is a product of training. A model trained so that no "
+                   "position is shaped for later tokens (myopic) " +
+                   ("keeps" if (my["nl_ld_rhyme"] or 0) >= (main["nl_ld_rhyme"] or 0) - 0.1 else "loses") +
+                   " the line-break effect the normal model has.")
+        ev = table(["model", "valid", "nl LD rhyme", "nl LD cue", "add-only"],
+                   [[escape(n), fmt_seeds(m["headline"], "valid"), fmt_seeds(m["headline"], "nl_ld_rhyme"),
+                     fmt_seeds(m["headline"], "nl_ld_cue"), fmt_seeds(m["headline"], "add_only_rate")]
+                    for n, m in models.items()])
+    return (f'<h2 id="q3">3. Is it baked in by training?</h2><p class="verdict">{verdict}</p>{ev}'
+            f"<p class=note>At inference nothing searches: line 2 is written greedily, one token at a time, by the "
+            f"same weights.</p>")
+
+
+def q4_composed(main):
+    c = main.get("composition", {})
+    if not c.get("n"):
+        return '<h2 id="q4">4. Is the plan composed from meaning and rhyme?</h2><p>Not measured (no held-out pairs).</p>'
+    vs, vh = c["valid_seen"]["rate"], c["valid_holdout"]["rate"]
+    verdict = ("Yes: " if vh is not None and vs and vh >= 0.8 * vs else "Only partly: ") + \
+        (f"line 1s pairing a cue word with a rhyme family never seen together in training get valid couplets "
+         f"{num(vh)} of the time, against {num(vs)} for seen pairs.")
+    rows = [["valid, seen pairs", rate(c["valid_seen"])], ["valid, held-out pairs", rate(c["valid_holdout"])]]
+    for k in ("probe_meaning_seen", "probe_meaning_holdout", "probe_family_seen", "probe_family_holdout",
+              "additive_explained_seen", "additive_explained_holdout"):
+        if k in c:
+            rows.append([k.replace("_", " "), num(c[k])])
+    return (f'<h2 id="q4">4. Is the plan composed from meaning and rhyme?</h2><p class="verdict">{verdict}</p>'
+            + table(["measure", "value"], rows) +
+            "<p class=note>Additive: the share of the site's variance explained by mean + meaning vector + family "
+            "vector, fit on seen prompts.</p>")
+
+
+def interventions(main):
+    if "injection" not in main:
+        return ""
+    out = ['<h2 id="interventions">Interventions at the joint site</h2>']
+    site = main["sites"]["joint"]
+    out.append(f"<p>The joint site is <code>{escape(site['role'])}</code> at layer {site['layer']}, chosen on "
+               f"<em>select</em> prompts (probe accuracy above the random-init model); every rate below is on "
+               f"<em>report</em> prompts.</p>")
+    for kind, inj in main["injection"].items():
+        scales = list(inj["add_only"])
+        out.append(curves(scales, [("inject d_word", "#2b6cb0", [inj["add_only"][s]["inject"]["rate"] for s in scales]),
+                                   ("random, same norm", "#999", [inj["add_only"][s]["random"]["rate"] for s in scales])],
+                          f"Add-only injection ({kind.replace('_', ' ')})", "scale s (x += s * d_word)",
+                          "line 2 ends with the word", "The gap between the lines is what the direction does."))
+        out.append(table(["edit", "rate"], [[f"add-only, scale {inj['scale']} (chosen on select)",
+                                             rate(inj["add_only"][str(inj["scale"])]["inject"])],
+                                            ["random direction, same scale", rate(inj["add_only"][str(inj["scale"])]["random"])],
+                                            ["steer (d_word - d_planned): secondary", rate(inj["steer"])],
+                                            ["replace by class mean: a patch, not an injection",
+                                             rate(inj["class_mean_replace"])]]))
+    s = main["suppression"]
+    rows = [[mode] + [str(s[mode]["counts"][k]) for k in s[mode]["counts"]] + [rate(s[mode]["runner_up_rate"])]
+            for mode in ("free", "opener_forced")]
+    out.append(f"<h3>Suppression</h3><p>Subtract {s['scale']} x the planned word's contrastive direction (its "
+               f"mean-difference direction minus its cell's mean; cell mates share cosine "
+               f"{num(main['directions']['cell_mate_cosine']['same_cell'])}). n = {s['n']}.</p>")
+    out.append(table(["mode", *s["free"]["counts"], "runner-up rate"], rows))
+    out.append(f"<p class=note>Free generation changed line 2's opener in {rate(s['free']['opener_changed'])}.</p>")
+    ab = main.get("ablation", {})
+    out.append("<h3>Resample ablation</h3>" + table(
+        ["position (keys and values from another line 1)", "ending kept", "other valid ending", "invalid"],
+        [[escape(r)] + [rate(v[k]) for k in ("kept", "other_valid", "invalid")] for r, v in ab.items()]))
+    return "".join(out)
+
+
+def probes(main):
+    p = main["probes"]
+    figs = []
+    for t in ("family", "meaning", "ending"):
+        figs.append(heatmap(p[t]["trained"]["report"], p["layers"], p["roles"], f"Probe: {t}",
+                            "position", "layer", f"Accuracy on report prompts (majority baseline "
+                            f"{num(p[t]['majority_baseline'])})."))
+        figs.append(heatmap(p[t]["random_init"]["report"], p["layers"], p["roles"], f"Control: {t}, random init",
+                            "position", "layer", "The same probe on an untrained model of the same shape."))
+    sites = main["sites"]
+    rows = [[k, escape(v["role"]), str(v["layer"]), num(v["select"]), num(v["report"]), num(v["random_init_report"])]
+            for k, v in sites.items() if v]
+    return ('<h2 id="probes">Probes and sites</h2>' + "".join(figs) +
+            table(["site", "position", "layer", "select", "report", "random init (report)"], rows))
+
+
+def single_layer(main):
+    out = ["<h2>Patching one layer at a time</h2>"]
+    for slot in ("rhyme", "cue"):
+        p = main["patching"][slot]
+        if "single" in p:
+            out.append(heatmap(p["single"], p["layers"], p["roles"], f"{slot} swap: one layer, one position",
+                               "position", "residual entering layer", f"n = {p['n_pairs']} pairs.", lo=0, hi=1))
+    return "".join(out)
+
+
+def clt(main):
+    c = main.get("clt")
+    if not c:
+        return '<h2 id="clt">Cross-layer transcoder</h2><p>Not run (<code>--clt</code>).</p>'
+    e, g = c["ending_token"], c["graph_scores"]
+    return ('<h2 id="clt">Cross-layer transcoder</h2>' + table(["measure", "value"], [
+        ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
+        ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],
+        ["ending-token top-1 agreement", num(e["top1_agreement"], 3)],
+        ["replacement score, trained / untrained CLT",
+         f"{num(g['trained']['replacement'])} / {num(g['untrained']['replacement'])} ({g['trained']['n_graphs']} graphs)"]]))
+
+
+def search(results):
+    s = results.get("search")
+    if not s:
+        return ""
+    rows = []
+    for name, t in s.items():
+        for k, r in enumerate(t["seeds"]):
+            rows.append([escape(name), str(k), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
+                         num(r["final"]["cue"]["nl_column"]), escape(t["prediction"])])
+    return "<h2>The world search (predictions written before the runs)</h2>" + \
+        table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "prediction"], rows)
+
+
+def render(results):
+    main = results["models"]["main"]
+    body = [header(results), reading_guide(), headline_table(results), q1_where(main), q2_smeared(main),
+            q3_baked(results), q4_composed(main), interventions(main), probes(main), single_layer(main), clt(main),
+            search(results)]
+    return page("Does a tiny poet plan its rhyme?", "".join(body))

@@ -1,0 +1,79 @@
+"""What every entry point (train.py, analyze.py, worlds.py, bench.py) decides the same way: flags
+from config dataclasses, the thread count, and how a failure ends — one line on stderr and an exit
+code (2: a bad flag or input, 1: a run that could not go on, 130: interrupted), never a traceback.
+"""
+import argparse
+from dataclasses import fields
+import sys
+
+import torch
+
+# One torch thread by default. Measured on a 2-core machine (README, "Speed"): the model's matrices
+# are small, so a second thread gains little when the machine is idle, and when another process
+# competes for the cores two spin-waiting threads run many times slower than one.
+DEFAULT_THREADS = 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_dataclass_flags(parser, cls, group_name, skip=()):
+    """A --flag for every field of a config dataclass (booleans get --x / --no-x)."""
+    group = parser.add_argument_group(group_name)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=f"(default: {f.default})")
+        else:
+            typ = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+            group.add_argument(flag, type=typ, default=f.default, help="(default: %(default)s)")
+
+
+def pick(cls, args, **override):
+    """The config dataclass `cls` from the parsed flags (fields it has), validated when it can be."""
+    cfg = cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}, **override})
+    return cfg.validate() if hasattr(cfg, "validate") else cfg
+
+
+def add_threads_flag(parser):
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"torch threads (default {DEFAULT_THREADS}; see README, Speed)")
+
+
+def set_threads(n):
+    """The single place the thread count is set."""
+    if not 1 <= n <= 256:
+        raise ValueError(f"--threads must be in [1, 256], got {n}")
+    torch.set_num_threads(n)
+
+
+def one_line(exc):
+    """The first line of an exception's message."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def run_main(prog, body, known_errors=(), on_interrupt=None):
+    """Run body() and turn every way it can end into an exit code with at most one line on stderr.
+    ValueError / OverflowError are bad input (2); `known_errors` and OSError are runs that could not
+    go on (1); Ctrl-C and SIGTERM are 130 after `on_interrupt()` says what was kept."""
+    try:
+        return body() or 0
+    except KeyboardInterrupt:
+        msg = on_interrupt() if on_interrupt else "interrupted"
+        print(f"{prog}: {msg}", file=sys.stderr)
+        return 130
+    except (ValueError, OverflowError) as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory; use a smaller model or fewer prompts", file=sys.stderr)
+        return 1
+    except (OSError, *known_errors) as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return 1

@@ -1,0 +1,167 @@
+"""The study's measurements on tiny models: each test checks what a number's name promises."""
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import TINY_MODEL
+from data import CoupletWorld, WorldConfig, NOUNS, article
+from model import GPT, GPTConfig, load_checkpoint
+from interp.directions import contrastive, random_like, word_directions
+from interp.edits import Edit, ending_logits, resid_hooks, write_line2, activations
+from interp import interventions as iv
+from interp.prompts import prompt_sets
+from interp.stats import ratio_of_sums, wilson
+from interp.study import StudyConfig, study, headline, HEADLINE
+
+LIST = WorldConfig(n_train=3000, n_test=200, grammar="list")
+
+
+def random_model(world, seed=0, **kw):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=2, n_head=2,
+                         d_model=32, d_mlp=64, **kw)).eval()
+
+
+def test_add_only_at_scale_zero_changes_nothing():
+    world = CoupletWorld(LIST)
+    model = random_model(world)
+    line1s = [c.line1 for c in world.split("test")[:30]]
+    site = iv.Site(1, "nl")
+    d = [torch.randn(32) for _ in line1s]
+    zero = iv.at_site(world, site, line1s, [v * 0.0 for v in d])
+    assert write_line2(model, world, line1s, zero) == write_line2(model, world, line1s)
+    moved = iv.at_site(world, site, line1s, [v * 50.0 for v in d])
+    assert write_line2(model, world, line1s, moved) != write_line2(model, world, line1s)  # the edit can bite
+
+
+def test_random_direction_is_norm_matched_and_seeded():
+    d = torch.randn(64) * 3
+    r = random_like(d, seed=5)
+    assert torch.isclose(r.norm(), d.norm()) and torch.equal(r, random_like(d, seed=5))
+    assert abs(torch.nn.functional.cosine_similarity(r, d, 0)) < 0.5
+
+
+def test_contrastive_directions_of_a_cell_sum_to_zero():
+    words = [w for w, n in NOUNS.items() if (n.meaning, n.family) == ("animal", "at")]
+    assert len(words) >= 2
+    other = next(w for w, n in NOUNS.items() if n.meaning != "animal")
+    acts = torch.randn(60, 16)
+    endings = [words[i % len(words)] if i % 3 else other for i in range(60)]
+    dirs, means = word_directions(acts, endings)
+    c = contrastive(dirs)
+    cell = torch.stack([c[w] for w in words if w in c])
+    assert torch.allclose(cell.sum(0), torch.zeros(16), atol=1e-5)
+    assert torch.allclose(c[other], torch.zeros(16), atol=1e-6)  # alone in its cell: nothing tells it apart
+
+
+def test_full_column_patch_effect_is_zero_with_itself_and_one_with_B():
+    """Patching every position's residual entering layer 0 (and so every later one) from a run turns the
+    run into that run: the normalized LD effect is 1 with B's residuals and 0 with A's own."""
+    world = CoupletWorld(LIST)
+    model = random_model(world, seed=1)
+    a = [c.line1 for c in world.split("test")[:40]]
+    b = [l[:-1] + [next(w for w in sorted(NOUNS) if w not in l and article(w) == article(l[-1]))] for l in a]
+    prefix = [["then", "he", "saw", "a"] for _ in a]
+    ea, eb = torch.tensor([world.stoi["cat"]] * len(a)), torch.tensor([world.stoi["dog"]] * len(a))
+    hook = resid_hooks(model.cfg)[0]
+    cache = {k: activations(model, world, x, prefix, [hook])[hook] for k, x in (("a", a), ("b", b))}
+    ld = lambda logits: (logits[torch.arange(len(a)), eb] - logits[torch.arange(len(a)), ea]).tolist()
+    ld_a, ld_b = ld(ending_logits(model, world, a, prefix)), ld(ending_logits(model, world, b, prefix))
+    sign = [1.0 if y > x else -1.0 for x, y in zip(ld_a, ld_b)]  # which ending B prefers is arbitrary here
+    ld_a, ld_b = [s * x for s, x in zip(sign, ld_a)], [s * x for s, x in zip(sign, ld_b)]
+    for src, expect in (("b", 1.0), ("a", 0.0)):
+        edits = [[Edit(hook, p, cache[src][i][p]) for p in range(len(cache[src][i]))] for i in range(len(a))]
+        patched = [s * x for s, x in zip(sign, ld(ending_logits(model, world, a, prefix, edits)))]
+        e = ratio_of_sums([x - y for x, y in zip(patched, ld_a)], [y - x for x, y in zip(ld_a, ld_b)])
+        assert e["value"] == pytest.approx(expect, abs=1e-4)
+
+
+def test_prompt_sets_are_disjoint_and_a_shared_prompt_is_refused():
+    world = CoupletWorld(LIST)
+    sets = prompt_sets(world, 50, 40, 60)
+    assert not {tuple(x) for x in sets.select} & {tuple(x) for x in sets.report}
+    sets.select.append(sets.report[0])
+    with pytest.raises(AssertionError):
+        sets.check_disjoint()
+
+
+def test_sites_are_chosen_without_the_report_prompts():
+    """choose_sites reads only the select grids: changing every report number changes no site."""
+    from interp.probes import choose_sites
+    grid = lambda v: [[v, 0.2], [0.9, v]]
+    maps = {"roles": ["rhyme", "nl"], "layers": ["L0", "L1"]}
+    for t in ("family", "meaning", "ending"):
+        maps[t] = {"trained": {"select": grid(0.5), "report": grid(0.1)},
+                   "random_init": {"select": [[0.0, 0.0], [0.0, 0.0]], "report": grid(0.0)}, "majority_baseline": 0.1}
+    a = choose_sites(maps, [0, 1], ["rhyme", "nl"])
+    for t in ("family", "meaning", "ending"):
+        maps[t]["trained"]["report"] = grid(0.99)
+    b = choose_sites(maps, [0, 1], ["rhyme", "nl"])
+    assert [(s["layer"], s["role"]) for s in a.values()] == [(s["layer"], s["role"]) for s in b.values()]
+    assert (a["joint"]["layer"], a["joint"]["role"]) == (1, "rhyme")
+
+
+def test_suppression_outcomes_are_classed():
+    assert iv.outcome(["a", "cat"], "cat", "rat") == "same"
+    assert iv.outcome(["a", "rat"], "cat", "rat") == "runner_up"
+    assert iv.outcome(["a", "hat"], "cat", "rat") == "same_rhyme_other_meaning"
+    assert iv.outcome(["a", "dog"], "cat", "rat") == "same_meaning_other_rhyme"
+    assert iv.outcome([], "cat", "rat") == "other"
+    assert iv.opener("then she saw a cat".split()) == ["then", "she", "saw"]
+
+
+def test_wilson_interval():
+    lo, hi = wilson(0, 20)
+    assert lo == 0 and 0.1 < hi < 0.2
+    assert wilson(0, 0) == [0.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tiny_run, tmp_path_factory):
+    path, _ = tiny_run
+    model, ckpt = load_checkpoint(path)
+    from data import world_from_dict
+    world = world_from_dict(ckpt["world_config"])
+    cfg = StudyConfig(n_fit=40, n_select=12, n_report=20, n_pairs=10, n_quality=10, n_sweep=6)
+    return study(model, world, cfg)
+
+
+def test_study_runs_on_any_model_and_the_headline_has_every_key(tiny_results):
+    h = headline(tiny_results)
+    assert list(h) == list(HEADLINE)
+    assert 0 <= h["valid"] <= 1
+    assert {"quality", "prompts", "probes", "sites", "patching"} <= set(tiny_results)
+
+
+def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_run, tmp_path):
+    """analyze.py end to end on a tiny model: results.json, then --render-only gives the same page; a
+    number changed in results.json appears on the re-rendered page."""
+    import shutil
+    import analyze
+    path, _ = tiny_run
+    shutil.copy(path, tmp_path / "model.pt")
+    small = ["--n-fit", "40", "--n-select", "12", "--n-report", "20", "--n-pairs", "10", "--n-quality", "10",
+             "--n-sweep", "6", "--out", str(tmp_path)]
+    assert analyze.main(small) == 0
+    report = tmp_path / "report"
+    page = (report / "index.html").read_bytes()
+    assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
+    assert (report / "index.html").read_bytes() == page
+    results = json.loads((report / "results.json").read_text())
+    assert list(results["models"]) == ["main"] and results["models"]["main"]["headline"]["n_seeds"] == 1
+    results["models"]["main"]["headline"]["valid"] = 0.8765
+    (report / "results.json").write_text(json.dumps(results))
+    assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
+    assert "0.88" in (report / "index.html").read_text() and "0.88" not in page.decode()
+
+
+def test_every_role_an_experiment_can_choose_is_in_the_one_vocabulary():
+    from data import ROLES, roles as roles_of, line2_roles
+    from interp.study import ABLATION_ROLES
+    world = CoupletWorld(LIST)
+    seen = set()
+    for c in world.split("test")[:200]:
+        seen |= set(roles_of(c.line1, c.line2, world.config)) | set(line2_roles(["x"] * 9, world.config))
+    assert seen <= set(ROLES) and set(ABLATION_ROLES) <= set(ROLES)
