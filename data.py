@@ -1,38 +1,38 @@
 """The couplet world: a seeded generator of two-line rhyming couplets in word tokens.
 
-One token per word; `<nl>` is the line break. A couplet of the main world ("list" grammar):
+One token per word; `<nl>` is the line break. A couplet of the main world ("classic" grammar):
+
+    she saw a goat with a hat and went to find a cake <nl>
+    one sunny day she met a snake
+
+Line 1 = PRONOUN SEEN ART CUE [with ART DISTRACTOR] MIDDLE ART RHYME
+  - the CUE (goat) sets the *meaning* of the ending (animal);
+  - the last word (cake) sets its *rhyme family* (-ake): the ending is their intersection;
+Line 2 = OPENER PRONOUN VERB ART ENDING
+  - rhyme, meaning: as above; article: a/an agrees; grammar: PRONOUN repeats line 1's and the VERB
+    fits the meaning (she *met* a snake, she *ate* a steak);
+  - meter (`meter`): line 2 has `line2_syllables` syllables, so the OPENER's length depends on the
+    ending's syllables ("one sunny day" + snake, "and then" + rattlesnake): line 2's first word
+    already depends on the planned ending.
+  The ending is drawn by popularity among the cell's words (cat 3, rat 2, bat 1, wombat 1): a
+  runner-up exists, as "habit" does for "rabbit".
+Here the cue sits at a fixed index and the rhyme word after a fixed phrase: line 2 can find both in
+one look, and (SCIENCE.md, README) it does: this world's model re-reads line 1 instead of planning.
+
+The "list" grammar is the world search's attempt to remove those one-look routes (worlds.py):
 
     one day she saw a frog and a goat with a cake <nl>
     then she found a mug and a snake
 
 Line 1 = [PREAMBLE] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}        (2 to 4 nouns)
-  - the LAST noun (cake) sets the *rhyme family* of the ending (-ake);
-  - the noun BEFORE it (goat) sets the *meaning* (animal): the ending is their intersection;
-  - earlier nouns (frog) are distractors. Every noun after the first is introduced the same way
-    (LINK a/an NOUN, LINK one of "and", "with", "near", "beside"), so no noun can tell from its
-    neighbours that it is one of the last two: only a token *after* line 1 — the line break —
-    can see which two nouns closed the line.
+  - the LAST noun (cake) sets the rhyme family; the noun before it (goat) sets the meaning (or, with
+    `cue_first`, the first noun); other nouns are distractors. Every noun after the first is
+    introduced the same way (LINK a/an NOUN), so no noun can tell from its neighbours that it is the
+    last: only a token *after* line 1 — the line break — can see which noun closed the line.
 Line 2 = [OPENER] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}           (1 to 3 nouns, the last is the ending)
-  - rhyme:   the ending is in the rhyme noun's family and is another word;
-  - meaning: the ending's meaning is the meaning noun's;
-  - fresh:   the ending is not a noun of line 1 (so the line break must hold *which* word of the
-             (meaning, family) cell is still free, not just the cell: "cat" if line 1 has no cat,
-             else the runner-up "rat");
-  - article: a/an agrees with every noun;
-  - grammar: PRONOUN repeats line 1's; the other nouns of line 2 come from other rhyme families, so
-             line 2 holds nouns at varying distances from its end, introduced exactly like line 1's.
-  The ending is drawn by popularity among the cell's free words (cat 3, rat 2, bat 1, wombat 1):
-  a runner-up exists, as "habit" does for "rabbit".
-
-The first build's world ("classic" grammar, trained as the `reread` variant) reads
-
-    she saw a goat with a hat and went to find a cake <nl>
-    one sunny day she met a snake
-
-Line 1 = PRONOUN SEEN ART CUE [with ART DISTRACTOR] MIDDLE ART RHYME; line 2 = OPENER PRONOUN VERB
-ART ENDING, the VERB restating the meaning and, with `meter`, the OPENER's length set by the
-ending's syllables (line 2 has `line2_syllables` syllables). There the cue sits at a fixed index
-and the rhyme word after a fixed phrase: line 2 can find both in one look, and does.
+  - rhyme and meaning as above; fresh: the ending is not a noun of line 1 (so a plan must hold
+    *which* word of the cell is still free); the other nouns of line 2 come from other families, so
+    "the most recent noun" is not line 1's last word.
 
 Splits (deterministic from `WorldConfig.seed`):
   - train:    couplets whose (meaning noun, rhyme family) pair is not held out;

@@ -157,12 +157,14 @@ def search(out, names, seeds, parallel):
     run_jobs(train_jobs, parallel)
     run_jobs(measure_jobs, parallel)
     table = {}
-    for name in names:
+    for name in CANDIDATES:  # every candidate measured so far in this folder, not only this call's
         rows = []
         for seed in range(seeds):
             path = os.path.join(out, name, f"seed{seed}", "search_row.json")
             if os.path.exists(path):
                 rows.append(json.load(open(path)))
+        if not rows:
+            continue
         table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows}
     from plumbing.files import write_json
     write_json(os.path.join(out, "search.json"), table)

@@ -48,7 +48,7 @@ class StudyConfig:
     n_pairs: int = 150       # swap pairs per slot (patching)
     n_quality: int = 500     # test line 1s for the quality rates
     n_sweep: int = 100       # report prompts per sweep cell
-    clt: bool = False        # train and judge a cross-layer transcoder (slow)
+    clt: bool = True         # train and judge a cross-layer transcoder (seed 0 of each model only)
     clt_features: int = 128
     clt_steps: int = 800
     seed: int = 0
@@ -57,6 +57,10 @@ class StudyConfig:
         for k, v in asdict(self).items():
             if k.startswith("n_") and not 1 <= v <= 100_000:
                 raise ValueError(f"--{k.replace('_', '-')} must be in [1, 100000], got {v}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if self.clt_features < 1 or self.clt_steps < 1:
+            raise ValueError("--clt-features and --clt-steps must be at least 1")
         return self
 
 

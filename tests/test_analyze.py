@@ -96,3 +96,19 @@ def test_corrupt_or_foreign_checkpoint_is_one_line_exit_1(tmp_path):
         r = run("--out", str(folder))
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "model.pt" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and "delete" not in r.stderr.lower() or "train.py wrote" in r.stderr
+
+
+def test_ctrl_c_exits_130_with_one_line_and_writes_nothing_half(tiny_run, tmp_path):
+    import signal
+    import time
+    shutil.copy(tiny_run[0], tmp_path / "model.pt")
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "analyze.py"), "--out", str(tmp_path), *SMALL],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and "probes" not in (p.stdout.readline() or "probes"):
+        pass
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "report" / "results.json").exists()
