@@ -198,9 +198,29 @@ def clt_section(model, world, cfg, line1s, line2s, path):
         rows = [graph_scores(couplet_graph(model, c, world, a, b)) for a, b in zip(l1s[:8], l2s[:8])]
         scores[name] = {"replacement": sum(r[0] for r in rows) / len(rows),
                         "completeness": sum(r[1] for r in rows) / len(rows), "n_graphs": len(rows)}
-    return {"n_features": cfg.clt_features, "all_tokens": {k: info[k] for k in
+    return {"n_features": cfg.clt_features, "featured": featured_graph(model, clt, world, l1s[0], l2s[0]),
+            "all_tokens": {k: info[k] for k in
             ("fvu", "l0", "dead_fraction", "loss_clean", "loss_clt", "loss_recovered")},
             "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores}
+
+
+def featured_graph(model, clt, world, line1, line2):
+    """One couplet's pruned attribution graph as at most eight labelled boxes (interp/supernodes.py)."""
+    from interp.attribution import couplet_graph, prune, graph_scores
+    from interp.supernodes import feature_label, summary_graph
+    from data import roles as roles_of
+    graph = couplet_graph(model, clt, world, line1, line2)
+    node_mask, edge_mask, node_inf = prune(graph)
+    kept = [i for i in range(graph.n_features) if node_mask[i]]
+    with torch.no_grad():
+        labels = {i: feature_label(model, clt, world, int(graph.features[i, 0]), int(graph.features[i, 2]))
+                  for i in kept}
+    words = world.decode(graph.tokens.tolist())
+    roles = roles_of(line1, line2[:-1], world.config)
+    summary = summary_graph(graph, roles, node_mask, edge_mask, node_inf, labels, words,
+                            [world.itos[i] for i in graph.logit_ids.tolist()])
+    return {"couplet": " ".join(line1) + " / " + " ".join(line2), "kept_features": len(kept),
+            "replacement": graph_scores(graph)[0], **summary}
 
 
 # ---- the headline ------------------------------------------------------------------------------------

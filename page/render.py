@@ -239,7 +239,8 @@ def clt(main):
     if not c:
         return '<h2 id="clt">Cross-layer transcoder</h2><p>Not run (<code>--clt</code>).</p>'
     e, g = c["ending_token"], c["graph_scores"]
-    return ('<h2 id="clt">Cross-layer transcoder</h2>' + table(["measure", "value"], [
+    return ('<h2 id="clt">Cross-layer transcoder</h2>' + (summary_graph_svg(c["featured"]) if c.get("featured") else "") +
+            table(["measure", "value"], [
         ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
         ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],
         ["ending-token top-1 agreement", num(e["top1_agreement"], 3)],
@@ -279,6 +280,34 @@ def recheck(results):
                              f"top-1 agreement {num(clt_['ending_token']['top1_agreement'])}" if clt_ else "not run")],
         ["one training seed", f"{main['headline']['n_seeds']} seed(s) of the main model in this run"]]
     return "<h2>The first build's numbers, measured again</h2>" + table(["what was wrong", "what this run measures"], rows)
+
+
+def summary_graph_svg(sg):
+    """The boxes left to right, arrows under them as arcs whose width is the summed weight."""
+    boxes, arrows = sg["boxes"], sg["arrows"]
+    bw, gap, top, bh = 136, 12, 40, 120
+    x = {b["name"]: 10 + k * (bw + gap) for k, b in enumerate(boxes)}
+    w = 20 + len(boxes) * (bw + gap)
+    h = top + bh + 150
+    top_w = max([a["weight"] for a in arrows] or [1.0])
+    out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="summary graph">',
+           f'<text x="10" y="16" class="t">{escape(sg["couplet"])}</text>']
+    for a in arrows:
+        x0, x1 = x[a["source"]] + bw / 2, x[a["target"]] + bw / 2
+        depth = 20 + 12 * abs(list(x).index(a["target"]) - list(x).index(a["source"]))
+        out.append(f'<path d="M{x0},{top + bh} C{x0},{top + bh + depth * 2} {x1},{top + bh + depth * 2} {x1},{top + bh}" '
+                   f'fill="none" stroke="#4a74c9" stroke-opacity="0.6" stroke-width="{1 + 9 * a["weight"] / top_w:.1f}"/>')
+    for b in boxes:
+        bx = x[b["name"]]
+        out.append(f'<rect x="{bx}" y="{top}" width="{bw}" height="{bh}" rx="6" fill="#f3f7ff" stroke="#4a74c9"/>')
+        lines = [f"<b>{escape(b['name'])}</b>", escape(b["words"][:24]), f"{b['features']} features"] + \
+            [escape(label[:26]) for label in b["labels"]]
+        for k, line in enumerate(lines):
+            weight = ' class="t"' if k == 0 else ""
+            out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{weight}>{line.replace("<b>", "").replace("</b>", "")}</text>')
+    out.append(f"</svg><figcaption>Read left to right: what each part of the couplet contributes to the ending "
+               f"through the transcoder's features. {escape(sg['rule'])}</figcaption></figure>")
+    return "".join(out)
 
 
 def search(results):
