@@ -359,6 +359,7 @@ def train_all(args, argv):
                 resume = ["--resume"] if state == "partial" else []  # other settings: train afresh
                 todo.append((name, seed, [sys.executable, os.path.abspath(__file__), *passed, "--variant", name,
                                           "--seed", str(seed), "--out", out, "--threads", "1", "--quiet", *resume]))
+    todo.sort(key=lambda job: -configs(args, job[0])[2].max_steps)  # the longest first: the cores stay busy
     print(f"training {len(todo)} of {len(worlds.MODELS) * args.seeds} models ({args.jobs} at a time)", flush=True)
     running, t0 = [], time.time()
     try:
