@@ -11,7 +11,7 @@ the main model and each variant of worlds.MODELS, every seed — and writes
 `python analyze.py --prompt "she saw a goat and a hat"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import json
 import os
 import sys
@@ -82,8 +82,9 @@ def run(cfg, scfg):
             world = world_from_dict(ckpt["world_config"])
             stage(f"study {name} seed {seed}")
             clt = os.path.join(os.path.dirname(path), "clt.pt")
-            r = study(model, world, scfg if seed == runs[0][0] else StudyConfig(**{**scfg.__dict__, "clt": False}),
-                      progress=lambda s: stage(f"  {s}"), clt_path=clt)
+            # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
+            this = replace(scfg, clt=scfg.clt and seed == runs[0][0], clt_compare=scfg.clt_compare if name == "main" else "")
+            r = study(model, world, this, progress=lambda s: stage(f"  {s}"), clt_path=clt)
             r["world_config"], r["model_config"] = ckpt["world_config"], ckpt["model_config"]
             r["train_metrics"] = {k: ckpt["metrics"].get(k) for k in ("steps", "train_seconds", "final_loss")}
             per_seed.append({"seed": seed, **headline(r)})

@@ -50,6 +50,7 @@ class StudyConfig:
     n_sweep: int = 100       # report prompts per sweep cell
     clt: bool = True         # train and judge a cross-layer transcoder (seed 0 of each model only)
     clt_features: int = 128
+    clt_compare: str = "256,512"  # other dictionary sizes judged at the ending token (main model, seed 0)
     clt_steps: int = 800
     seed: int = 0
 
@@ -57,6 +58,8 @@ class StudyConfig:
         for k, v in asdict(self).items():
             if k.startswith("n_") and not 1 <= v <= 100_000:
                 raise ValueError(f"--{k.replace('_', '-')} must be in [1, 100000], got {v}")
+        if any(not x.strip().isdigit() for x in self.clt_compare.split(",") if x.strip()):
+            raise ValueError(f"--clt-compare is a comma-separated list of dictionary sizes, got {self.clt_compare!r}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.clt_features < 1 or self.clt_steps < 1:
@@ -190,6 +193,8 @@ def clt_section(model, world, cfg, line1s, line2s, path):
     from interp.attribution import couplet_graph, graph_scores
     ok = [i for i, x in enumerate(line2s) if well_formed(x)][:100]
     l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
+    if not ok:
+        return {"skipped": "no report prompt has a well-formed line 2"}
     clt, info = get_clt(model, world, path, CLTConfig(n_features=cfg.clt_features, steps=cfg.clt_steps,
                                                        seed=cfg.seed))
     untrained = random_dictionary(model, world, cfg.clt_features, info["l0"], cfg.seed)
@@ -198,7 +203,14 @@ def clt_section(model, world, cfg, line1s, line2s, path):
         rows = [graph_scores(couplet_graph(model, c, world, a, b)) for a, b in zip(l1s[:8], l2s[:8])]
         scores[name] = {"replacement": sum(r[0] for r in rows) / len(rows),
                         "completeness": sum(r[1] for r in rows) / len(rows), "n_graphs": len(rows)}
+    sizes = {}
+    for n in [int(x) for x in cfg.clt_compare.split(",") if x.strip()]:
+        other, other_info = get_clt(model, world, path.replace(".pt", f"_{n}.pt") if path else None,
+                                    CLTConfig(n_features=n, steps=cfg.clt_steps, seed=cfg.seed))
+        sizes[str(n)] = {"l0": other_info["l0"], "dead_fraction": other_info["dead_fraction"],
+                         "ending_token": ending_fidelity(model, world, other, l1s, l2s)}
     return {"n_features": cfg.clt_features, "featured": featured_graph(model, clt, world, l1s[0], l2s[0]),
+            "other_sizes": sizes,
             "all_tokens": {k: info[k] for k in
             ("fvu", "l0", "dead_fraction", "loss_clean", "loss_clt", "loss_recovered")},
             "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores}

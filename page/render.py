@@ -75,7 +75,8 @@ def headline_table(results):
             "other line 1 does.</p>" + table(["measure"] + list(models), rows))
 
 
-def q1_where(main):
+def q1_where(models):
+    main = models["main"]
     roles, col, col1 = column_effects(main, "rhyme")
     _, ccol, _ = column_effects(main, "cue")
     h = main["headline"]
@@ -102,7 +103,11 @@ def q1_where(main):
         ["line break, rhyme swap, free generation ends with B's word",
          rate(main["patching"]["rhyme"].get("top1", {}).get("nl"))],
         ["seeds (rhyme, cue)", f"{fmt_seeds(h, 'nl_ld_rhyme')}, {fmt_seeds(h, 'nl_ld_cue')}"]])
-    return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
+    others = "".join(
+        f"<p>In the <b>{escape(n)}</b> model the line break's effect is {fmt_seeds(m['headline'], 'nl_ld_rhyme')} for "
+        f"the rhyme and {fmt_seeds(m['headline'], 'nl_ld_cue')} for the meaning ({m['headline']['n_seeds']} seeds): "
+        f"{escape(m['what'].split(':')[0])}.</p>" for n, m in models.items() if n != "main")
+    return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{ev}{others}'
             f"<p class=note>Would change our mind: another seed with a line-break effect above "
             f"{THRESHOLDS['strong']}. Prompt positions: {escape(', '.join(prompt))}.</p>")
 
@@ -141,17 +146,21 @@ def q3_baked(results):
         verdict = "Not measured in this run: train the myopic variant (<code>python train.py --all</code>)."
         ev = ""
     else:
-        verdict = ("Yes, in the sense that matters: the plan is a product of training. A model trained so that no "
-                   "position is shaped for later tokens (myopic) " +
-                   ("keeps" if (my["nl_ld_rhyme"] or 0) >= (main["nl_ld_rhyme"] or 0) - 0.1 else "loses") +
-                   " the line-break effect the normal model has.")
-        ev = table(["model", "valid", "nl LD rhyme", "nl LD cue", "add-only"],
-                   [[escape(n), fmt_seeds(m["headline"], "valid"), fmt_seeds(m["headline"], "nl_ld_rhyme"),
-                     fmt_seeds(m["headline"], "nl_ld_cue"), fmt_seeds(m["headline"], "add_only_rate")]
-                    for n, m in models.items()])
+        a, b = main.get("planned_word_rate"), my.get("planned_word_rate")
+        drop = a is not None and b is not None and b < a - 0.1
+        verdict = ("Yes: everything the model does at inference was put there by training, and nothing searches. "
+                   + ("Much of the early representation of the ending exists <em>for</em> later tokens: trained so "
+                      "that no position is shaped for later ones (myopic), the ending read at the site falls from "
+                      f"{num(a)} to {num(b)}." if drop else
+                      f"The ending read at the site is about as readable without gradients from later tokens (myopic: "
+                      f"{num(b)}, normal: {num(a)}): it is a by-product of reading line 1, not pre-cached for later."))
+        ev = table(["model", "valid", "word read at the site", "nl LD rhyme", "nl LD cue", "add-only"],
+                   [[escape(n), fmt_seeds(m["headline"], "valid"), fmt_seeds(m["headline"], "planned_word_rate"),
+                     fmt_seeds(m["headline"], "nl_ld_rhyme"), fmt_seeds(m["headline"], "nl_ld_cue"),
+                     fmt_seeds(m["headline"], "add_only_rate")] for n, m in models.items()])
     return (f'<h2 id="q3">3. Is it baked in by training?</h2><p class="verdict">{verdict}</p>{ev}'
-            f"<p class=note>At inference nothing searches: line 2 is written greedily, one token at a time, by the "
-            f"same weights.</p>")
+            f"<p class=note>Line 2 is written greedily, one token at a time, by the same weights: no candidates "
+            f"are generated and compared.</p>")
 
 
 def q4_composed(main):
@@ -236,7 +245,7 @@ def single_layer(main):
 
 def clt(main):
     c = main.get("clt")
-    if not c:
+    if not c or "skipped" in c:
         return '<h2 id="clt">Cross-layer transcoder</h2><p>Not run (<code>--clt</code>).</p>'
     e, g = c["ending_token"], c["graph_scores"]
     return ('<h2 id="clt">Cross-layer transcoder</h2>' + (summary_graph_svg(c["featured"]) if c.get("featured") else "") +
@@ -244,7 +253,10 @@ def clt(main):
         ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
         ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],
         ["ending-token top-1 agreement", num(e["top1_agreement"], 3)],
-        ["replacement score, trained / untrained CLT",
+        *[[f"{n} features: ending-token loss / top-1 agreement (L0 {num(o['l0'], 1)})",
+           f"{num(o['ending_token']['loss_clt'], 3)} / {num(o['ending_token']['top1_agreement'])}"]
+          for n, o in c.get("other_sizes", {}).items()],
+        ["replacement score: trained CLT / a random dictionary of the same L0",
          f"{num(g['trained']['replacement'])} / {num(g['untrained']['replacement'])} ({g['trained']['n_graphs']} graphs)"]]))
 
 
@@ -256,6 +268,7 @@ def recheck(results):
     s, inj, sw = main["suppression"], main["injection"]["two_facts"], main["sweep"]
     cos, site, c = main["directions"]["cell_mate_cosine"], main["sites"]["joint"], main.get("composition", {})
     ab, clt_ = main.get("ablation", {}), main.get("clt")
+    clt_ = None if not clt_ or "skipped" in clt_ else clt_
     at = inj["add_only"][str(inj["scale"])]
     rows = [
         ["suppression switches came through line 2's opener",
@@ -335,7 +348,7 @@ def search(results):
 
 def render(results):
     main = results["models"]["main"]
-    body = [header(results), reading_guide(), headline_table(results), q1_where(main), q2_smeared(main),
+    body = [header(results), reading_guide(), headline_table(results), q1_where(results["models"]), q2_smeared(main),
             q3_baked(results), q4_composed(main), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
     return page("Does a tiny poet plan its rhyme?", "".join(body))

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--n-fit", "40", "--n-select", "12", "--n-report", "20", "--n-pairs", "10", "--n-quality", "10",
-         "--n-sweep", "6"]
+         "--n-sweep", "6", "--clt-steps", "30", "--clt-compare", "64"]
 
 
 def run(*args):

@@ -124,7 +124,8 @@ def tiny_results(tiny_run, tmp_path_factory):
     model, ckpt = load_checkpoint(path)
     from data import world_from_dict
     world = world_from_dict(ckpt["world_config"])
-    cfg = StudyConfig(n_fit=40, n_select=12, n_report=20, n_pairs=10, n_quality=10, n_sweep=6)
+    cfg = StudyConfig(n_fit=40, n_select=12, n_report=20, n_pairs=10, n_quality=10, n_sweep=6, clt_steps=30,
+                      clt_compare="64")
     return study(model, world, cfg)
 
 
@@ -143,7 +144,7 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
     path, _ = tiny_run
     shutil.copy(path, tmp_path / "model.pt")
     small = ["--n-fit", "40", "--n-select", "12", "--n-report", "20", "--n-pairs", "10", "--n-quality", "10",
-             "--n-sweep", "6", "--out", str(tmp_path)]
+             "--n-sweep", "6", "--clt-steps", "30", "--clt-compare", "64", "--out", str(tmp_path)]
     assert analyze.main(small) == 0
     report = tmp_path / "report"
     page = (report / "index.html").read_bytes()
