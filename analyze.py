@@ -12,7 +12,9 @@ the main model and each variant of worlds.MODELS, every seed — and writes
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
 from dataclasses import dataclass, replace
+from concurrent.futures import ProcessPoolExecutor
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -72,25 +74,39 @@ def aggregate(per_seed):
     return out
 
 
-def run(cfg, scfg):
+def study_one(job):
+    """One (model, seed): load, study, and keep what the report needs of its checkpoint."""
+    name, seed, first_seed, path, scfg, threads = job
+    cli.set_threads(threads)
+    model, ckpt = load_checkpoint(path)
+    world = world_from_dict(ckpt["world_config"])
+    stage(f"study {name} seed {seed}")
+    # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
+    this = replace(scfg, clt=scfg.clt and seed == first_seed, clt_compare=scfg.clt_compare if name == "main" else "")
+    r = study(model, world, this, progress=lambda s: stage(f"  {name} seed {seed}: {s}"),
+              clt_path=os.path.join(os.path.dirname(path), "clt.pt"))
+    r["world_config"], r["model_config"] = ckpt["world_config"], ckpt["model_config"]
+    r["train_metrics"] = {k: ckpt["metrics"].get(k) for k in ("steps", "train_seconds", "final_loss")}
+    return name, seed, r
+
+
+def run(cfg, scfg, jobs=1, threads=1):
+    """Every (model, seed) through the one study, `jobs` processes at a time (each study is a pure
+    function of its checkpoint and settings, so the order of the work changes no number)."""
     t0 = time.time()
     results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
-    for name, runs in trained_runs(cfg).items():
-        per_seed, first = [], None
-        for seed, path in runs:
-            model, ckpt = load_checkpoint(path)
-            world = world_from_dict(ckpt["world_config"])
-            stage(f"study {name} seed {seed}")
-            clt = os.path.join(os.path.dirname(path), "clt.pt")
-            # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
-            this = replace(scfg, clt=scfg.clt and seed == runs[0][0], clt_compare=scfg.clt_compare if name == "main" else "")
-            r = study(model, world, this, progress=lambda s: stage(f"  {s}"), clt_path=clt)
-            r["world_config"], r["model_config"] = ckpt["world_config"], ckpt["model_config"]
-            r["train_metrics"] = {k: ckpt["metrics"].get(k) for k in ("steps", "train_seconds", "final_loss")}
-            per_seed.append({"seed": seed, **headline(r)})
-            first = first or r
+    runs = trained_runs(cfg)
+    work = [(name, seed, seeds[0][0], path, scfg, threads) for name, seeds in runs.items() for seed, path in seeds]
+    if jobs > 1 and len(work) > 1:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(study_one, work))
+    else:
+        done = [study_one(job) for job in work]
+    for name in runs:
+        mine = [(seed, r) for n, seed, r in done if n == name]
+        per_seed = [{"seed": seed, **headline(r)} for seed, r in mine]
         results["models"][name] = {"what": worlds.MODELS[name].what, "headline": aggregate(per_seed),
-                                   "seeds": per_seed, **first}
+                                   "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")
     if os.path.exists(search):
         results["search"] = json.load(open(search))
@@ -152,6 +168,8 @@ def main(argv=None):
     cli.add_dataclass_flags(p, AnalyzeConfig, "where")
     cli.add_dataclass_flags(p, StudyConfig, "the study (prompts per set, transcoder)")
     cli.add_threads_flag(p)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="studies run in parallel processes, one thread each (default: one per core)")
     p.add_argument("--render-only", action="store_true", help="re-render index.html from results.json")
     p.add_argument("--prompt", help="your own line 1 (words from --list-words)")
     p.add_argument("--list-words", action="store_true", help="the vocabulary by meaning and rhyme family")
@@ -169,7 +187,9 @@ def main(argv=None):
             print(f"report: {os.path.join(cfg.report_dir(), 'index.html')}")
         else:
             remove_stale_temps(cfg.report_dir())
-            results = run(cfg, scfg)
+            if args.jobs < 1:
+                raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+            results = run(cfg, scfg, args.jobs, args.threads)
             write_report(results, cfg.report_dir())
             for name, m in results["models"].items():
                 h = m["headline"]
