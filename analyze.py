@@ -52,8 +52,15 @@ def trained_runs(cfg):
             continue
         for seed in range(10):
             path = worlds.checkpoint_path(cfg.out, name, seed)
-            if os.path.exists(path):
-                runs.setdefault(name, []).append((seed, path))
+            if not os.path.exists(path):
+                continue
+            if not load_checkpoint(path)[1].get("metrics"):  # an interrupted run: its weights are half-trained
+                if name == "main" and seed == 0:
+                    raise CheckpointError(f"{path} is an unfinished run; finish it with `python train.py --resume "
+                                          f"--out {cfg.out}` first")
+                stage(f"skipping {name} seed {seed}: {path} is an unfinished run (train.py --all finishes it)")
+                continue
+            runs.setdefault(name, []).append((seed, path))
     if "main" not in runs:
         raise CheckpointError(f"{worlds.checkpoint_path(cfg.out, 'main')}: no such checkpoint; "
                               f"run `python train.py` to create it")

@@ -91,11 +91,12 @@ def add_only(model, world, site, line1s, targets, dirs, scales=SCALES, seed=0):
 
 
 def best_scale(curve, key="inject", control="random"):
-    """The scale with the largest rate minus its control's rate (ties: the smaller scale)."""
+    """The non-zero scale with the largest rate minus its control's rate (ties: the larger scale, so a
+    sweep never runs at a scale that cannot act). Scale 0 is the no-op check, never chosen."""
     def margin(s):
         row = curve[s]
-        return (row[key]["rate"] or 0) - ((row[control]["rate"] or 0) if control else 0)
-    return max(sorted(curve, key=float), key=margin)
+        return (row[key]["rate"] or 0) - ((row[control]["rate"] or 0) if control else 0), float(s)
+    return max((s for s in curve if float(s) > 0), key=margin)
 
 
 def secondary_rows(model, world, site, line1s, targets, endings, dirs, means):

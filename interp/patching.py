@@ -154,3 +154,30 @@ def through_training(checkpoints, world, line1s, columns=("nl", "rhyme"), n_pair
                          **{f"{c}_column_from1": _value(r["column_from1"].get(c)) for c in columns}}
         rows.append(row)
     return rows
+
+
+def choose_causal_sites(select, report, layers, roles, weak=0.2):
+    """Sites by what patching one (layer, prompt position) does on *select* pairs; report-pair effects
+    at the same cells come with them. family: the largest rhyme-swap effect; meaning: the largest
+    cue-swap effect; joint: the largest min(rhyme, cue) — one cell carrying both. The intervention
+    site is the joint site when it carries both (min >= `weak`), else the family site: the rhyme plan.
+    Layer 0 (a token's own embedding) is not a site."""
+    def grid(p):
+        return {(l, r): p["single"][l][p["roles"].index(r)] for l in layers for r in roles
+                if r in p["roles"] and p["single"][l][p["roles"].index(r)] is not None}
+    sel = {slot: grid(select[slot]) for slot in ("rhyme", "cue")}
+    rep = {slot: grid(report[slot]) for slot in ("rhyme", "cue")}
+    cells = sorted(set(sel["rhyme"]) | set(sel["cue"]), key=lambda c: (c[0], roles.index(c[1])))
+    if not cells:
+        return {}
+    score = {"family": lambda c: sel["rhyme"].get(c, 0.0), "meaning": lambda c: sel["cue"].get(c, 0.0),
+             "joint": lambda c: min(sel["rhyme"].get(c, 0.0), sel["cue"].get(c, 0.0))}
+    out = {}
+    for name, f in score.items():
+        best = max(cells, key=lambda c: (f(c), roles.index(c[1]), -c[0]))  # ties: later position, lower layer
+        out[name] = {"layer": best[0], "role": best[1], "select": f(best),
+                     "select_rhyme": sel["rhyme"].get(best), "select_cue": sel["cue"].get(best),
+                     "report_rhyme": rep["rhyme"].get(best), "report_cue": rep["cue"].get(best)}
+    use = "joint" if out["joint"]["select"] >= weak else "family"
+    out["intervention"] = {**out[use], "chosen_as": use}
+    return out

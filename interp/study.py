@@ -6,7 +6,8 @@ Steps:
   2. prompts        three disjoint sets (fit / select / report); clean line 2s written once
   3. probes         family, meaning and ending-word probes at every (layer, role), beside a
                     random-init model and shuffled labels
-  4. sites          family, meaning and joint sites chosen on *select* by a stated rule
+  4. sites          family, meaning and joint sites chosen on *select* pairs by single-layer patching
+                    (interp/patching.choose_causal_sites); the probes' most readable cells beside them
   5. patching       rhyme-swap and cue-swap pairs: normalized logit-difference effects, single-layer
                     and full-column, at prompt and line-2 positions; free-generation top-1 beside them
   6. directions     mean-difference and contrastive word directions at the joint site (fit prompts)
@@ -30,7 +31,7 @@ from interp import interventions as iv
 from interp.composition import composition
 from interp.directions import word_directions, contrastive
 from interp.edits import ending, resid_hooks
-from interp.patching import patching
+from interp.patching import patching, choose_causal_sites
 from interp.probes import by_role, labels, probe_maps, choose_sites, ridge_probe
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
@@ -97,17 +98,19 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
     maps = probe_maps(acts, control_acts, y, hooks, present)
     out["probes"] = maps
     prompt_roles = [r for r in present if ROLES.index(r) <= ROLES.index("nl")]
-    sites = choose_sites(maps, list(range(1, L)), prompt_roles)
-    out["sites"] = sites
+    out["readable_sites"] = choose_sites(maps, list(range(1, L)), prompt_roles)
 
     progress("patching")
     out["patching"] = {slot: patching(model, world, swap_pairs(world, sets.report, slot, cfg.seed)[:cfg.n_pairs],
                                       clean, seed=cfg.seed) for slot in ("rhyme", "cue")}
-
-    joint = sites.get("joint")
-    if joint is None:
-        out["skipped"] = "no site could be chosen (too few well-formed line 2s)"
+    select_patching = {slot: patching(model, world, swap_pairs(world, sets.select, slot, cfg.seed + 1)[:cfg.n_pairs],
+                                      clean, columns=prompt_roles, free=False, seed=cfg.seed) for slot in ("rhyme", "cue")}
+    sites = choose_causal_sites(select_patching, out["patching"], list(range(1, L)), prompt_roles)
+    out["sites"] = sites
+    if not sites:
+        out["skipped"] = "no site could be chosen (too few swap pairs with two different clean endings)"
         return out
+    joint = sites["intervention"]
     site = iv.Site(joint["layer"], joint["role"])
     fit_end = [ending(x) if well_formed(x) else None for x in l2["fit"]]
 

@@ -186,10 +186,12 @@ def interventions(main):
     if "injection" not in main:
         return ""
     out = ['<h2 id="interventions">Interventions at the joint site</h2>']
-    site = main["sites"]["joint"]
-    out.append(f"<p>The joint site is <code>{escape(site['role'])}</code> at layer {site['layer']}, chosen on "
-               f"<em>select</em> prompts (probe accuracy above the random-init model); every rate below is on "
-               f"<em>report</em> prompts.</p>")
+    site = main["sites"]["intervention"]
+    out.append(f"<p>The site is <code>{escape(site['role'])}</code> at layer {site['layer']}: the {site['chosen_as']} "
+               f"site, chosen on <em>select</em> pairs by patching one layer at one position (rhyme-swap effect "
+               f"{num(site['select_rhyme'])}, cue-swap effect {num(site['select_cue'])}; on report pairs "
+               f"{num(site['report_rhyme'])} and {num(site['report_cue'])}). Every rate below is on <em>report</em> "
+               f"prompts.</p>")
     for kind, inj in main["injection"].items():
         scales = list(inj["add_only"])
         out.append(curves(scales, [("inject d_word", "#2b6cb0", [inj["add_only"][s]["inject"]["rate"] for s in scales]),
@@ -226,11 +228,16 @@ def probes(main):
                             f"{num(p[t]['majority_baseline'])})."))
         figs.append(heatmap(p[t]["random_init"]["report"], p["layers"], p["roles"], f"Control: {t}, random init",
                             "position", "layer", "The same probe on an untrained model of the same shape."))
-    sites = main["sites"]
-    rows = [[k, escape(v["role"]), str(v["layer"]), num(v["select"]), num(v["report"]), num(v["random_init_report"])]
-            for k, v in sites.items() if v]
+    readable = [[k, escape(v["role"]), str(v["layer"]), num(v["select"]), num(v["report"]), num(v["random_init_report"])]
+                for k, v in main["readable_sites"].items() if v]
+    causal = [[k, escape(v["role"]), str(v["layer"]), num(v["select_rhyme"]), num(v["select_cue"]), num(v["report_rhyme"]),
+               num(v["report_cue"])] for k, v in main["sites"].items() if k != "intervention"]
     return ('<h2 id="probes">Probes and sites</h2>' + "".join(figs) +
-            table(["site", "position", "layer", "select", "report", "random init (report)"], rows))
+            "<p>Where each fact is most <em>readable</em> (probe accuracy above the random-init model's, on select "
+            "prompts):</p>" + table(["fact", "position", "layer", "select", "report", "random init (report)"], readable) +
+            "<p>Where each fact is <em>used</em> (patching one layer at one position; the sites of the interventions):</p>" +
+            table(["site", "position", "layer", "rhyme swap (select)", "cue swap (select)", "rhyme swap (report)",
+                   "cue swap (report)"], causal))
 
 
 def single_layer(main):
@@ -266,7 +273,7 @@ def recheck(results):
     if "injection" not in main:
         return ""
     s, inj, sw = main["suppression"], main["injection"]["two_facts"], main["sweep"]
-    cos, site, c = main["directions"]["cell_mate_cosine"], main["sites"]["joint"], main.get("composition", {})
+    cos, site, c = main["directions"]["cell_mate_cosine"], main["sites"]["intervention"], main.get("composition", {})
     ab, clt_ = main.get("ablation", {}), main.get("clt")
     clt_ = None if not clt_ or "skipped" in clt_ else clt_
     at = inj["add_only"][str(inj["scale"])]
@@ -284,7 +291,8 @@ def recheck(results):
          f"held-out (cue word, family) pairs whose endings are trained: valid {rate(c.get('valid_holdout'))} vs seen "
          f"{rate(c.get('valid_seen'))}"],
         ["sites were chosen on the reported prompts",
-         f"joint site chosen on select ({num(site['select'])}), reported on disjoint report prompts ({num(site['report'])})"],
+         f"site chosen by patching on select pairs (rhyme effect {num(site['select_rhyme'])}), reported on disjoint "
+         f"report pairs ({num(site['report_rhyme'])})"],
         ["two probe pipelines were compared", "one study function for every model: same prompt sets, same probes"],
         ["knockouts were not specific",
          "resample ablation with a control position: " + "; ".join(f"{r} kept {num(v['kept']['rate'])}" for r, v in ab.items())],

@@ -112,3 +112,13 @@ def test_ctrl_c_exits_130_with_one_line_and_writes_nothing_half(tiny_run, tmp_pa
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "report" / "results.json").exists()
+
+
+def test_an_unfinished_main_checkpoint_is_refused_with_the_resume_command(tiny_run, tmp_path):
+    import torch
+    ck = torch.load(tiny_run[0], weights_only=True)
+    ck["metrics"] = {}  # what an interrupted run leaves
+    torch.save(ck, tmp_path / "model.pt")
+    r = run("--out", str(tmp_path))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "unfinished" in r.stderr and f"--out {tmp_path}" in r.stderr

@@ -166,3 +166,22 @@ def test_every_role_an_experiment_can_choose_is_in_the_one_vocabulary():
     for c in world.split("test")[:200]:
         seen |= set(roles_of(c.line1, c.line2, world.config)) | set(line2_roles(["x"] * 9, world.config))
     assert seen <= set(ROLES) and set(ABLATION_ROLES) <= set(ROLES)
+
+
+def test_causal_sites_read_only_select_pairs_and_fall_back_to_the_rhyme_plan():
+    from interp.patching import choose_causal_sites
+    roles = ["cue", "rhyme", "nl"]
+
+    def maps(rhyme, cue):
+        return {"rhyme": {"roles": roles, "single": rhyme}, "cue": {"roles": roles, "single": cue}}
+    zeros = [[0.0] * 3 for _ in range(3)]
+    rhyme = [[0.0] * 3, [0.0, 0.1, 0.9], [0.0, 0.0, 0.2]]   # the line break at layer 1 carries the rhyme
+    cue = [[0.0] * 3, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]     # the meaning is read from the cue itself
+    a = choose_causal_sites(maps(rhyme, cue), maps(zeros, zeros), [1, 2], roles)
+    b = choose_causal_sites(maps(rhyme, cue), maps(rhyme, rhyme), [1, 2], roles)
+    assert [(v["layer"], v["role"]) for v in a.values()] == [(v["layer"], v["role"]) for v in b.values()]
+    assert (a["family"]["layer"], a["family"]["role"]) == (1, "nl")
+    assert (a["meaning"]["layer"], a["meaning"]["role"]) == (1, "cue")
+    assert a["intervention"]["chosen_as"] == "family" and a["intervention"]["role"] == "nl"
+    both = [[0.0] * 3, [0.0, 0.0, 0.8], [0.0] * 3]
+    assert choose_causal_sites(maps(both, both), maps(zeros, zeros), [1, 2], roles)["intervention"]["chosen_as"] == "joint"
