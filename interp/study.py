@@ -131,9 +131,9 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
         curve = iv.add_only(model, world, site, sets.report, tgt["report"], dirs, seed=cfg.seed)
         inj[kind] = {"scale": float(scale), "curve_select": curve_sel, "add_only": curve,
                      **iv.secondary_rows(model, world, site, sets.report, tgt["report"], planned["report"], dirs, means)}
-        if kind == "two_facts":
+        if kind == headline_kind(joint):
             targets_report, inj_scale = tgt["report"], float(scale)
-    out["injection"] = inj
+    out["injection"] = {**inj, "headline_kind": headline_kind(joint)}
 
     runners = {k: iv.runner_ups(model, world, named[k], l2[k]) for k in ("select", "report")}
     by_scale = {s: iv.suppress(model, world, site, sets.select, l2["select"], runners["select"], cdirs, s)
@@ -158,6 +158,12 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
         progress("transcoder")
         out["clt"] = clt_section(model, world, cfg, sets.report, l2["report"], clt_path)
     return out
+
+
+def headline_kind(site):
+    """The injected word differs from the planned one in what the site carries: both facts at a joint
+    site (the study's "green"), the rhyme alone (same meaning, other family) at a family site."""
+    return "two_facts" if site["chosen_as"] == "joint" else "one_fact"
 
 
 def cell_mate_cosine(dirs):
@@ -251,7 +257,7 @@ def headline(r):
         return None if e is None else e["value"]
     h = {"valid": r["quality"]["valid"], "nl_ld_rhyme": col("rhyme"), "nl_ld_cue": col("cue")}
     if "injection" in r:
-        inj = r["injection"]["two_facts"]
+        inj = r["injection"][r["injection"]["headline_kind"]]
         row = inj["add_only"][str(inj["scale"])]
         sw = r["sweep"]
         h.update(add_only_rate=row["inject"]["rate"], add_only_random_rate=row["random"]["rate"],

@@ -13,7 +13,7 @@ HEADLINE_LABELS = {
     "valid": "valid couplets (test line 1s)",
     "nl_ld_rhyme": "line break, full-column patch: LD effect of a rhyme swap",
     "nl_ld_cue": "line break, full-column patch: LD effect of a cue swap",
-    "add_only_rate": "add-only injection at the joint site (two facts changed)",
+    "add_only_rate": "add-only injection at the site (of a word differing in what the site carries)",
     "add_only_random_rate": "same, a norm-matched random direction",
     "suppression_runner_up_rate": "suppression (contrastive direction, opener kept) writes the runner-up",
     "sweep_site_rate": "sweep: injection rate at the site",
@@ -192,7 +192,7 @@ def interventions(main):
                f"{num(site['select_rhyme'])}, cue-swap effect {num(site['select_cue'])}; on report pairs "
                f"{num(site['report_rhyme'])} and {num(site['report_cue'])}). Every rate below is on <em>report</em> "
                f"prompts.</p>")
-    for kind, inj in main["injection"].items():
+    for kind, inj in ((k, v) for k, v in main["injection"].items() if k != "headline_kind"):
         scales = list(inj["add_only"])
         out.append(curves(scales, [("inject d_word", "#2b6cb0", [inj["add_only"][s]["inject"]["rate"] for s in scales]),
                                    ("random, same norm", "#999", [inj["add_only"][s]["random"]["rate"] for s in scales])],
@@ -272,7 +272,7 @@ def recheck(results):
     main = results["models"]["main"]
     if "injection" not in main:
         return ""
-    s, inj, sw = main["suppression"], main["injection"]["two_facts"], main["sweep"]
+    s, inj, sw = main["suppression"], main["injection"][main["injection"]["headline_kind"]], main["sweep"]
     cos, site, c = main["directions"]["cell_mate_cosine"], main["sites"]["intervention"], main.get("composition", {})
     ab, clt_ = main.get("ablation", {}), main.get("clt")
     clt_ = None if not clt_ or "skipped" in clt_ else clt_
