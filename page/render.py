@@ -321,8 +321,8 @@ def summary_graph_svg(sg):
     for b in boxes:
         bx = x[b["name"]]
         out.append(f'<rect x="{bx}" y="{top}" width="{bw}" height="{bh}" rx="6" fill="#f3f7ff" stroke="#4a74c9"/>')
-        lines = [f"<b>{escape(b['name'])}</b>", escape(b["words"][:24]), f"{b['features']} features"] + \
-            [escape(label[:26]) for label in b["labels"]]
+        lines = [f"<b>{escape(b['name'])}</b>", escape(b["words"][:21]), f"{b['features']} features"] + \
+            [escape(label[:21]) for label in b["labels"]]
         for k, line in enumerate(lines):
             weight = ' class="t"' if k == 0 else ""
             out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{weight}>{line.replace("<b>", "").replace("</b>", "")}</text>')
