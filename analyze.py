@@ -23,7 +23,8 @@ from data import NOUNS, MEANINGS, FAMILIES, parse_line1, world_from_dict, check_
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
-from interp.study import StudyConfig, study, headline, HEADLINE
+from interp.study import StudyConfig, study, headline, HEADLINE, featured_graph
+from interp.transcoder import load_clt
 from page.render import render
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
@@ -168,6 +169,17 @@ def your_prompt(cfg, text):
                                                                                          top.indices.tolist())))
     print(f"meaning noun {parsed.cue} ({NOUNS[parsed.cue].meaning}), rhyme noun {parsed.rhyme} "
           f"(-{NOUNS[parsed.rhyme].family}): " + ("a valid couplet" if not broken else f"breaks {', '.join(broken)}"))
+    clt_path = os.path.join(os.path.dirname(worlds.checkpoint_path(cfg.out, "main")), "clt.pt")
+    cached = load_clt(clt_path)
+    if cached is None or len(line2) < 2 or line2[-1] not in NOUNS:
+        print("summary graph: needs a noun ending and the transcoder `python analyze.py` caches")
+        return
+    graph = featured_graph(model, cached[0], world, line1, line2)
+    print(f"summary graph ({graph['kept_features']} features kept, replacement {graph['replacement']:.2f}):")
+    for b in graph["boxes"]:
+        print(f"  [{b['name']}] {b['words']}: {b['features']} features" + "".join(f"; {x}" for x in b["labels"]))
+    for a in graph["arrows"]:
+        print(f"  {a['source']} -> {a['target']}: {a['weight']:.1f}")
 
 
 def main(argv=None):
