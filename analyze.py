@@ -113,8 +113,10 @@ def run(cfg, scfg, jobs=1, threads=1):
     for name in runs:
         mine = [(seed, r) for n, seed, r in done if n == name]
         per_seed = [{"seed": seed, **headline(r)} for seed, r in mine]
+        # a seed can leave a number unmeasured (no pair with two different endings): say how many seeds it rests on
+        measured = {k: sum(h[k] is not None for h in per_seed) for k in HEADLINE}
         results["models"][name] = {"what": worlds.MODELS[name].what, "headline": aggregate(per_seed),
-                                   "seeds": per_seed, **mine[0][1]}
+                                   "headline_seeds_measured": measured, "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")
     if os.path.exists(search):
         results["search"] = json.load(open(search))

@@ -11,7 +11,6 @@
   seconds              with --timings: wall time of `python train.py` and `python analyze.py` (the quick path)
 """
 from dataclasses import asdict, replace
-import argparse
 import math
 import os
 import statistics

@@ -16,8 +16,6 @@ Scales are chosen on *select* prompts and every rate is reported on *report* pro
 from dataclasses import dataclass
 import random
 
-import torch
-
 from data import NOUNS, parse_line1, valid_endings, role_position
 from interp.directions import random_like
 from interp.edits import Edit, ending, ending_logits, write_line2, activations

@@ -25,9 +25,10 @@ from dataclasses import dataclass, asdict
 
 import torch
 
-from data import NOUNS, ROLES, FAMILIES, MEANINGS, parse_line1
+from data import NOUNS, ROLES, roles as roles_of
 from model import GPT
 from interp import interventions as iv
+from interp.attribution import couplet_graph, graph_scores, prune
 from interp.composition import composition
 from interp.directions import word_directions, contrastive
 from interp.edits import ending, resid_hooks
@@ -36,6 +37,8 @@ from interp.probes import by_role, labels, probe_maps, choose_sites, ridge_probe
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
+from interp.supernodes import feature_label, summary_graph
+from interp.transcoder import CLTConfig, get_clt, ending_fidelity, random_dictionary
 
 SUPPRESS_SCALES = (1.0, 2.0, 4.0, 8.0)
 ABLATION_ROLES = ("nl", "rhyme", "cue", "seen")  # "seen" (line 1's verb): the control position
@@ -198,8 +201,6 @@ def planned_word(acts, y, hooks, site):
 
 def clt_section(model, world, cfg, line1s, line2s, path):
     """A CLT judged where the plan is used, and graph scores with an untrained CLT as the floor."""
-    from interp.transcoder import CLTConfig, get_clt, ending_fidelity, random_dictionary
-    from interp.attribution import couplet_graph, graph_scores
     ok = [i for i, x in enumerate(line2s) if well_formed(x)][:100]
     l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
     if not ok:
@@ -227,9 +228,6 @@ def clt_section(model, world, cfg, line1s, line2s, path):
 
 def featured_graph(model, clt, world, line1, line2):
     """One couplet's pruned attribution graph as at most eight labelled boxes (interp/supernodes.py)."""
-    from interp.attribution import couplet_graph, prune, graph_scores
-    from interp.supernodes import feature_label, summary_graph
-    from data import roles as roles_of
     graph = couplet_graph(model, clt, world, line1, line2)
     node_mask, edge_mask, node_inf = prune(graph)
     kept = [i for i in range(graph.n_features) if node_mask[i]]

@@ -11,7 +11,6 @@
    a box are not drawn). Boxes with no kept node are left out.
 Pure functions of the graph and its masks: nothing here draws.
 """
-import torch
 
 from data import NOUNS
 

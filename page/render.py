@@ -28,13 +28,18 @@ def strength(v):
     return "strong" if v >= THRESHOLDS["strong"] else "partial" if v >= THRESHOLDS["weak"] else "none"
 
 
-def fmt_seeds(h, k):
+def fmt_seeds(m, k):
+    """A headline number of model record m: mean [min, max] over seeds, and on how many seeds it rests
+    when some seeds could not measure it."""
+    h = m["headline"]
     v, r = h.get(k), h.get(k + "_range")
     if v is None:
         return "–"
     if isinstance(v, list):
         return interval(v)
-    return num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and h.get("n_seeds", 1) > 1 else "")
+    n, got = h.get("n_seeds", 1), m.get("headline_seeds_measured", {}).get(k, h.get("n_seeds", 1))
+    return (num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and got > 1 else "") +
+            (f" ({got} of {n} seeds)" if got < n else ""))
 
 
 def column_effects(m, slot):
@@ -68,7 +73,7 @@ def reading_guide():
 def headline_table(results):
     keys = list(HEADLINE_LABELS)
     models = results["models"]
-    rows = [[HEADLINE_LABELS[k]] + [fmt_seeds(m["headline"], k) for m in models.values()] for k in keys]
+    rows = [[HEADLINE_LABELS[k]] + [fmt_seeds(m, k) for m in models.values()] for k in keys]
     rows.append(["training seeds"] + [str(m["headline"]["n_seeds"]) for m in models.values()])
     return ("<h2>Headline numbers</h2><p class=note>Mean over training seeds, [min, max] in brackets when there "
             "is more than one seed. LD effect: 0 = the patch leaves the ending alone, 1 = it moves it as far as the "
@@ -102,10 +107,10 @@ def q1_where(models):
         ["line break, cue swap", effect(main["patching"]["cue"]["column"].get("nl"))],
         ["line break, rhyme swap, free generation ends with B's word",
          rate(main["patching"]["rhyme"].get("top1", {}).get("nl"))],
-        ["seeds (rhyme, cue)", f"{fmt_seeds(h, 'nl_ld_rhyme')}, {fmt_seeds(h, 'nl_ld_cue')}"]])
+        ["seeds (rhyme, cue)", f"{fmt_seeds(main, 'nl_ld_rhyme')}, {fmt_seeds(main, 'nl_ld_cue')}"]])
     others = "".join(
-        f"<p>In the <b>{escape(n)}</b> model the line break's effect is {fmt_seeds(m['headline'], 'nl_ld_rhyme')} for "
-        f"the rhyme and {fmt_seeds(m['headline'], 'nl_ld_cue')} for the meaning ({m['headline']['n_seeds']} seeds): "
+        f"<p>In the <b>{escape(n)}</b> model the line break's effect is {fmt_seeds(m, 'nl_ld_rhyme')} for "
+        f"the rhyme and {fmt_seeds(m, 'nl_ld_cue')} for the meaning ({m['headline']['n_seeds']} seeds): "
         f"{escape(m['what'].split(':')[0])}.</p>" for n, m in models.items() if n != "main")
     return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{ev}{others}'
             f"<p class=note>Would change our mind: another seed with a line-break effect above "
@@ -155,9 +160,9 @@ def q3_baked(results):
                       f"The ending read at the site is about as readable without gradients from later tokens (myopic: "
                       f"{num(b)}, normal: {num(a)}): it is a by-product of reading line 1, not pre-cached for later."))
         ev = table(["model", "valid", "word read at the site", "nl LD rhyme", "nl LD cue", "add-only"],
-                   [[escape(n), fmt_seeds(m["headline"], "valid"), fmt_seeds(m["headline"], "planned_word_rate"),
-                     fmt_seeds(m["headline"], "nl_ld_rhyme"), fmt_seeds(m["headline"], "nl_ld_cue"),
-                     fmt_seeds(m["headline"], "add_only_rate")] for n, m in models.items()])
+                   [[escape(n), fmt_seeds(m, "valid"), fmt_seeds(m, "planned_word_rate"),
+                     fmt_seeds(m, "nl_ld_rhyme"), fmt_seeds(m, "nl_ld_cue"),
+                     fmt_seeds(m, "add_only_rate")] for n, m in models.items()])
     return (f'<h2 id="q3">3. Is it baked in by training?</h2><p class="verdict">{verdict}</p>{ev}'
             f"<p class=note>Line 2 is written greedily, one token at a time, by the same weights: no candidates "
             f"are generated and compared.</p>")
@@ -321,11 +326,11 @@ def summary_graph_svg(sg):
     for b in boxes:
         bx = x[b["name"]]
         out.append(f'<rect x="{bx}" y="{top}" width="{bw}" height="{bh}" rx="6" fill="#f3f7ff" stroke="#4a74c9"/>')
-        lines = [f"<b>{escape(b['name'])}</b>", escape(b["words"][:21]), f"{b['features']} features"] + \
+        lines = [escape(b["name"]), escape(b["words"][:21]), f"{b['features']} features"] + \
             [escape(label[:21]) for label in b["labels"]]
         for k, line in enumerate(lines):
-            weight = ' class="t"' if k == 0 else ""
-            out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{weight}>{line.replace("<b>", "").replace("</b>", "")}</text>')
+            bold = ' class="t"' if k == 0 else ""  # the box's name
+            out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{bold}>{line}</text>')
     out.append(f"</svg><figcaption>Read left to right: what each part of the couplet contributes to the ending "
                f"through the transcoder's features. {escape(sg['rule'])}</figcaption></figure>")
     return "".join(out)

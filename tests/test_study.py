@@ -1,11 +1,9 @@
 """The study's measurements on tiny models: each test checks what a number's name promises."""
 import json
-import os
 
 import pytest
 import torch
 
-from conftest import TINY_MODEL
 from data import CoupletWorld, WorldConfig, NOUNS, article
 from model import GPT, GPTConfig, load_checkpoint
 from interp.directions import contrastive, random_like, word_directions
