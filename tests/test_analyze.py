@@ -105,7 +105,8 @@ def test_ctrl_c_exits_130_with_one_line_and_writes_nothing_half(tiny_run, tmp_pa
     shutil.copy(tiny_run[0], tmp_path / "model.pt")
     p = subprocess.Popen([sys.executable, os.path.join(ROOT, "analyze.py"), "--out", str(tmp_path), *SMALL],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     deadline = time.time() + 60
     while time.time() < deadline and "probes" not in (p.stdout.readline() or "probes"):
         pass
