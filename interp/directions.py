@@ -11,7 +11,7 @@
 """
 import torch
 
-from data import NOUNS
+from lexicon import NOUNS
 
 
 def word_directions(acts, endings, min_count=3):

@@ -25,7 +25,8 @@ from dataclasses import dataclass, asdict
 
 import torch
 
-from data import NOUNS, ROLES, roles as roles_of
+from data import ROLES, roles as roles_of
+from lexicon import NOUNS
 from model import GPT
 from interp import interventions as iv
 from interp.attribution import couplet_graph, graph_scores, prune

@@ -12,7 +12,7 @@
 Pure functions of the graph and its masks: nothing here draws.
 """
 
-from data import NOUNS
+from lexicon import NOUNS
 
 GROUPS = ("meaning word", "rhyme word", "rest of line 1", "line break", "line 2 so far", "ending position", "ending")
 

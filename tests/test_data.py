@@ -1,5 +1,5 @@
-from data import (CoupletWorld, WorldConfig, check_couplet, NOUNS, FAMILIES, MEANINGS, cell_words,
-                  valid_endings, syllables, roles, parse_line1, ROLES)
+from data import CoupletWorld, WorldConfig, check_couplet, roles, parse_line1, ROLES
+from lexicon import NOUNS, FAMILIES, MEANINGS, cell_words, valid_endings, syllables
 from conftest import TINY_WORLD
 
 

@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from data import CoupletWorld, WorldConfig, NOUNS, article
+from data import CoupletWorld, WorldConfig
+from lexicon import NOUNS, article
 from model import GPT, GPTConfig, load_checkpoint
 from interp.directions import contrastive, random_like, word_directions
 from interp.edits import Edit, ending_logits, resid_hooks, write_line2, activations

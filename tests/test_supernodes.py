@@ -49,7 +49,8 @@ def test_pruned_nodes_and_edges_leave_the_summary():
 
 
 def test_feature_label_reads_the_decoder_through_the_unembedding():
-    from data import CoupletWorld, WorldConfig, NOUNS
+    from data import CoupletWorld, WorldConfig
+    from lexicon import NOUNS
     from model import GPT, GPTConfig
     from interp.transcoder import CrossLayerTranscoder
     world = CoupletWorld(WorldConfig(n_train=100, n_test=10))
