@@ -87,6 +87,12 @@ CANDIDATES = {
                                  "written after list-cf-LG (2000 steps: nl LD rhyme 1.00 but meaning 0.23): with 3x "
                                  "the steps the meaning is learned through the global layers; nl LD rhyme stays >= 0.8, "
                                  "the cue is read directly from the cue word (nl LD cue < 0.3), valid >= 0.8."),
+    "list-LG-long": Candidate((*LIST, *LG, "--max-steps", "6000", "--lr", "3e-3"),
+                              "written after list-cf-LG-long (nl LD rhyme 0.92, cue read directly): the meaning noun is "
+                              "the one before the last, so in the local layer 0 both <nl> and line 1's last noun see "
+                              "both facts; the ending must then find 'the last noun of line 1', the very step that "
+                              "went through <nl> for the rhyme in list-cf-LG-long. Line break LD >= 0.8 for both swaps "
+                              "in at least 2 of 3 seeds, rhyme column (>= 1) <= 0.2 there; valid >= 0.8."),
     "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
