@@ -26,7 +26,7 @@ from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
 from interp.study import StudyConfig, study, headline, HEADLINE, featured_graph
 from interp.transcoder import load_clt
-from page.render import render
+from page.render import render, prompt_page
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
 from plumbing.progress import stage
@@ -86,7 +86,7 @@ def aggregate(per_seed):
 def study_one(job):
     """One (model, seed): load, study, and keep what the report needs of its checkpoint."""
     name, seed, first_seed, path, scfg, threads = job
-    cli.set_threads(threads)
+    cli.set_threads(threads)  # this process's share, decided in run()
     model, ckpt = load_checkpoint(path)
     world = world_from_dict(ckpt["world_config"])
     stage(f"study {name} seed {seed}")
@@ -99,14 +99,16 @@ def study_one(job):
     return name, seed, r
 
 
-def run(cfg, scfg, jobs=1, threads=1):
+def run(cfg, scfg, jobs=1, threads=None):
     """Every (model, seed) through the one study, `jobs` processes at a time (each study is a pure
     function of its checkpoint and settings, so the order of the work changes no number)."""
     t0 = time.time()
     results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
     runs = trained_runs(cfg)
-    work = [(name, seed, seeds[0][0], path, scfg, threads) for name, seeds in runs.items() for seed, path in seeds]
-    if jobs > 1 and len(work) > 1:
+    pairs = [(name, seed, seeds[0][0], path) for name, seeds in runs.items() for seed, path in seeds]
+    procs = min(jobs, len(pairs))
+    work = [(*pair, scfg, cli.share_of_cores(threads, procs)) for pair in pairs]
+    if procs > 1:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(study_one, work))
     else:
@@ -155,6 +157,7 @@ def list_words():
 
 
 def your_prompt(cfg, text):
+    """Print the model's line 2, its candidates and summary graph; write the prompt's page."""
     model, ckpt = load_checkpoint(worlds.checkpoint_path(cfg.out, "main"))
     world = world_from_dict(ckpt["world_config"])
     line1 = text.lower().replace(",", " ").split()
@@ -163,26 +166,29 @@ def your_prompt(cfg, text):
         raise ValueError(f"not in the vocabulary: {' '.join(unknown)} (see --list-words)")
     parsed = parse_line1(line1, world.config)  # ValueError says what is wrong with the grammar
     line2 = write_line2(model, world, [line1])[0]
-    broken = check_couplet(line1, line2, world.config)
+    p = {"line1": line1, "line2": line2, "broken": check_couplet(line1, line2, world.config), "candidates": [],
+         "reading": f"meaning noun {parsed.cue} ({NOUNS[parsed.cue].meaning}), rhyme noun {parsed.rhyme} "
+                    f"(-{NOUNS[parsed.rhyme].family})", "graph": None,
+         "no_graph": "summary graph: needs a noun ending and the transcoder `python analyze.py` caches"}
     print(f"line 1: {' '.join(line1)}\nline 2: {' '.join(line2)}")
     if line2:  # the model's candidates for the ending, with the rest of its line 2 teacher-forced
-        probs = ending_logits(model, world, [line1], [line2[:-1]])[0].softmax(-1)
-        top = probs.topk(5)
-        print("ending candidates: " + ", ".join(f"{world.itos[i]} {p:.2f}" for p, i in zip(top.values.tolist(),
-                                                                                         top.indices.tolist())))
-    print(f"meaning noun {parsed.cue} ({NOUNS[parsed.cue].meaning}), rhyme noun {parsed.rhyme} "
-          f"(-{NOUNS[parsed.rhyme].family}): " + ("a valid couplet" if not broken else f"breaks {', '.join(broken)}"))
-    clt_path = os.path.join(os.path.dirname(worlds.checkpoint_path(cfg.out, "main")), "clt.pt")
-    cached = load_clt(clt_path)
-    if cached is None or len(line2) < 2 or line2[-1] not in NOUNS:
-        print("summary graph: needs a noun ending and the transcoder `python analyze.py` caches")
-        return
-    graph = featured_graph(model, cached[0], world, line1, line2)
-    print(f"summary graph ({graph['kept_features']} features kept, replacement {graph['replacement']:.2f}):")
-    for b in graph["boxes"]:
-        print(f"  [{b['name']}] {b['words']}: {b['features']} features" + "".join(f"; {x}" for x in b["labels"]))
-    for a in graph["arrows"]:
-        print(f"  {a['source']} -> {a['target']}: {a['weight']:.1f}")
+        top = ending_logits(model, world, [line1], [line2[:-1]])[0].softmax(-1).topk(5)
+        p["candidates"] = [(world.itos[i], q) for q, i in zip(top.values.tolist(), top.indices.tolist())]
+        print("ending candidates: " + ", ".join(f"{w} {q:.2f}" for w, q in p["candidates"]))
+    print(p["reading"] + ": " + ("a valid couplet" if not p["broken"] else f"breaks {', '.join(p['broken'])}"))
+    cached = load_clt(os.path.join(os.path.dirname(worlds.checkpoint_path(cfg.out, "main")), "clt.pt"))
+    if cached is not None and len(line2) >= 2 and line2[-1] in NOUNS:
+        g = p["graph"] = featured_graph(model, cached[0], world, line1, line2)
+        print(f"summary graph ({g['kept_features']} features kept, replacement {g['replacement']:.2f}):")
+        for b in g["boxes"]:
+            print(f"  [{b['name']}] {b['words']}: {b['features']} features" + "".join(f"; {x}" for x in b["labels"]))
+        for a in g["arrows"]:
+            print(f"  {a['source']} -> {a['target']}: {a['weight']:.1f}")
+    else:
+        print(p["no_graph"])
+    path = os.path.join(cfg.report_dir(), "prompt.html")
+    write_text(path, prompt_page(p))
+    print(f"page: {path}")
 
 
 def main(argv=None):
@@ -190,8 +196,8 @@ def main(argv=None):
     cli.add_dataclass_flags(p, AnalyzeConfig, "where")
     cli.add_dataclass_flags(p, StudyConfig, "the study (prompts per set, transcoder)")
     cli.add_threads_flag(p)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="studies run in parallel processes, one thread each (default: one per core)")
+    p.add_argument("--jobs", type=int, default=cli.cores(),
+                   help="studies run in parallel processes, each on its share of the cores (default: one per core)")
     p.add_argument("--render-only", action="store_true", help="re-render index.html from results.json")
     p.add_argument("--prompt", help="your own line 1 (words from --list-words)")
     p.add_argument("--list-words", action="store_true", help="the vocabulary by meaning and rhyme family")

@@ -111,6 +111,8 @@ class LayerNorm(nn.Module):
         self.name = name
 
     def forward(self, x, hooks):
+        if not hooks.wants(f"{self.name}.hook_scale", f"{self.name}.hook_normalized"):
+            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, 1e-5)  # the same numbers, one kernel
         x = x - x.mean(-1, keepdim=True)
         scale = hooks(f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt())
         return hooks(f"{self.name}.hook_normalized", x / scale) * self.weight + self.bias

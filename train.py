@@ -298,7 +298,7 @@ def parse(argv):
     cli.add_dataclass_flags(parser, WorldConfig, "world", skip=("seed",))
     parser.add_argument("--all", action="store_true", help="train every model of the study (worlds.py) with --seeds seeds")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per model with --all (default 3)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes with --all")
+    parser.add_argument("--jobs", type=int, default=cli.cores(), help="parallel processes with --all")
     parser.add_argument("--variant", default="main", help="train this model of worlds.py (default: main)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     cli.add_threads_flag(parser)
@@ -318,7 +318,7 @@ def main(argv=None):
     args = parse(argv)
 
     def body():
-        cli.set_threads(args.threads)
+        cli.set_threads(args.threads, int(os.environ.get("WORLD_SIZE", 1)))  # torchrun: the processes share the cores
         if args.all:
             return train_all(args, argv if argv is not None else sys.argv[1:])
         world_cfg, model_cfg, cfg = configs(args, args.variant)
@@ -346,11 +346,11 @@ def main(argv=None):
 
 def train_all(args, argv):
     """Every model of the study with --seeds seeds, as child processes of `train.py --variant`,
-    --jobs at a time, one thread each. A model already trained with the same settings is kept."""
+    --jobs at a time, each on its share of the cores. A model already trained with the same settings is kept."""
     if not 1 <= args.seeds <= 20 or args.jobs < 1:
         raise ValueError("--seeds must be in [1, 20] and --jobs at least 1")
     passed = strip_flags(argv, ("--all", "--seeds", "--jobs", "--out", "--seed", "--variant", "--threads", "--resume"))
-    todo = []
+    todo, threads = [], str(cli.share_of_cores(args.threads, args.jobs))
     for name in worlds.MODELS:
         for seed in range(args.seeds):
             out = os.path.dirname(worlds.checkpoint_path(args.out, name, seed))
@@ -358,7 +358,7 @@ def train_all(args, argv):
             if state != "done":
                 resume = ["--resume"] if state == "partial" else []  # other settings: train afresh
                 todo.append((name, seed, [sys.executable, os.path.abspath(__file__), *passed, "--variant", name,
-                                          "--seed", str(seed), "--out", out, "--threads", "1", "--quiet", *resume]))
+                                          "--seed", str(seed), "--out", out, "--threads", threads, "--quiet", *resume]))
     todo.sort(key=lambda job: -configs(args, job[0])[2].max_steps)  # the longest first: the cores stay busy
     print(f"training {len(todo)} of {len(worlds.MODELS) * args.seeds} models ({args.jobs} at a time)", flush=True)
     running, t0 = [], time.time()

@@ -17,6 +17,12 @@ import subprocess
 import sys
 import time
 
+from data import world_from_dict
+from model import load_checkpoint
+from interp.patching import through_training
+from plumbing import cli
+from plumbing.files import write_json
+
 
 @dataclass(frozen=True)
 class Model:
@@ -135,12 +141,6 @@ def run_jobs(jobs, parallel):
 def measure(folder):
     """One trained candidate: test validity and the line break's and rhyme noun's column LD effects at
     every snapshot (patching through training). Writes folder/search_row.json."""
-    import torch
-    from data import world_from_dict
-    from model import load_checkpoint
-    from interp.patching import through_training
-    from plumbing.files import write_json
-    torch.set_num_threads(1)
     model, ckpt = load_checkpoint(os.path.join(folder, "model.pt"))
     world = world_from_dict(ckpt["world_config"])
     snaps = sorted(os.listdir(os.path.join(folder, "snapshots"))) if os.path.isdir(os.path.join(folder, "snapshots")) else []
@@ -164,10 +164,12 @@ def search(out, names, seeds, parallel):
                 train_jobs.append((f"train {name} seed {seed}",
                                    [sys.executable, os.path.join(here, "train.py"), *CANDIDATES[name].flags,
                                     "--seed", str(seed), "--out", folder, "--snapshot-every", str(SNAPSHOT_EVERY),
-                                    "--eval-every", "100000", "--threads", "1", "--quiet"]))
+                                    "--eval-every", "100000", "--threads", str(cli.share_of_cores(None, parallel)),
+                                    "--quiet"]))
             if not os.path.exists(os.path.join(folder, "search_row.json")):
                 measure_jobs.append((f"measure {name} seed {seed}",
-                                     [sys.executable, os.path.abspath(__file__), "--measure", folder]))
+                                     [sys.executable, os.path.abspath(__file__), "--measure", folder,
+                                      "--threads", str(cli.share_of_cores(None, parallel))]))
     run_jobs(train_jobs, parallel)
     run_jobs(measure_jobs, parallel)
     table = {}
@@ -180,7 +182,6 @@ def search(out, names, seeds, parallel):
         if not rows:
             continue
         table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows}
-    from plumbing.files import write_json
     write_json(os.path.join(out, "search.json"), table)
     print_table(table)
 
@@ -208,11 +209,13 @@ def main(argv=None):
     p.add_argument("--search", action="store_true", help="train and measure every candidate world")
     p.add_argument("--only", nargs="*", help="candidates to run (default: all)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--parallel", type=int, default=cli.cores())
     p.add_argument("--out", default=os.path.join("out", "search"))
     p.add_argument("--measure", help=argparse.SUPPRESS)
+    cli.add_threads_flag(p)
     args = p.parse_args(argv)
-    if args.measure:
+    if args.measure:  # an internal call of search(), which says the thread count; one thread if not
+        cli.set_threads(args.threads or 1)
         measure(args.measure)
     elif args.search:
         names = args.only or list(CANDIDATES)

@@ -14,6 +14,8 @@
     target's value exactly.
 (d) `prune`: influence on the target logits; keep the nodes carrying 80% and edges carrying 98%.
 (e) `graph_scores`: replacement and completeness scores (circuit-tracer's definitions).
+(f) `kept_graph`: the pruned graph as plain data (nodes with their layer, position and label; signed
+    edges) for a viewer; nothing here draws.
 """
 from dataclasses import dataclass
 import time
@@ -287,6 +289,40 @@ def graph_scores(graph):
     out = inf + w
     completeness = (non_error * out).sum() / out.sum()
     return replacement.item(), completeness.item()
+
+
+# ---- (f) export ---------------------------------------------------------------------------------------------
+def kept_graph(graph, node_mask, edge_mask, node_inf, words, target_words, labels):
+    """{'n_layers', 'words', 'nodes': [{kind, layer, pos, label, influence}], 'edges': [{source, target,
+    weight}]} of the kept nodes and edges. Layers: -1 for token embeddings, n_layers for the target
+    logits; edges index `nodes`; words: the token of every position; target_words: the words of the
+    target logits; labels: {feature node index: automatic label}."""
+    fs, es, ts, ls = graph.slices()
+    T, keep = graph.n_pos, node_mask.nonzero().flatten().tolist()
+    nodes, index = [], {}
+    for i in keep:
+        kind = graph.node_kind(i)
+        if kind == "feature":
+            layer, pos, fid = (int(v) for v in graph.features[i])
+            label = f"L{layer} #{fid} " + labels.get(i, "")
+        elif kind == "error":
+            layer, pos = divmod(i - es.start, T)
+            label = f"error L{layer} at '{words[pos]}': what the transcoder misses"
+        elif kind == "token":
+            layer, pos = -1, i - ts.start
+            label = f"token '{words[pos]}'"
+        else:
+            k = i - ls.start
+            layer, pos = graph.n_layers, graph.target_pos % T
+            label = f"logit '{target_words[k]}' (p = {float(graph.logit_probs[k]):.2f})"
+        index[i] = len(nodes)
+        nodes.append({"kind": kind, "layer": layer, "pos": pos, "label": label.strip(),
+                      "influence": round(float(node_inf[i]), 5)})
+    A = graph.adjacency * edge_mask
+    rows, cols = A.nonzero(as_tuple=True)
+    edges = [{"source": index[s], "target": index[t], "weight": round(float(A[t, s]), 5)}
+             for t, s in zip(rows.tolist(), cols.tolist()) if s in index and t in index]
+    return {"n_layers": graph.n_layers, "words": list(words), "nodes": nodes, "edges": edges}
 
 
 # ---- a couplet's graph ---------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from data import ROLES, roles as roles_of
 from lexicon import NOUNS
 from model import GPT
 from interp import interventions as iv
-from interp.attribution import couplet_graph, graph_scores, prune
+from interp.attribution import couplet_graph, graph_scores, kept_graph, prune
 from interp.composition import composition
 from interp.directions import word_directions, contrastive
 from interp.edits import ending, resid_hooks
@@ -38,6 +38,7 @@ from interp.probes import by_role, labels, probe_maps, choose_sites, ridge_probe
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
+from interp.planned_features import planned_word_features
 from interp.supernodes import feature_label, summary_graph
 from interp.transcoder import CLTConfig, get_clt, ending_fidelity, random_dictionary
 
@@ -160,7 +161,7 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
     out["composition"] = composition(model, world, sets.fit, sets.report, site, cfg.n_report)
     if cfg.clt:
         progress("transcoder")
-        out["clt"] = clt_section(model, world, cfg, sets.report, l2["report"], clt_path)
+        out["clt"] = clt_section(model, world, cfg, sets.report, l2["report"], runners["report"], clt_path)
     return out
 
 
@@ -200,8 +201,9 @@ def planned_word(acts, y, hooks, site):
     return rate([True] * k + [False] * (len(rep) - k))
 
 
-def clt_section(model, world, cfg, line1s, line2s, path):
-    """A CLT judged where the plan is used, and graph scores with an untrained CLT as the floor."""
+def clt_section(model, world, cfg, line1s, line2s, runners, path):
+    """A CLT judged where the plan is used, graph scores with an untrained CLT as the floor, and
+    planned-word features at the line break."""
     ok = [i for i, x in enumerate(line2s) if well_formed(x)][:100]
     l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
     if not ok:
@@ -224,11 +226,13 @@ def clt_section(model, world, cfg, line1s, line2s, path):
             "other_sizes": sizes,
             "all_tokens": {k: info[k] for k in
             ("fvu", "l0", "dead_fraction", "loss_clean", "loss_clt", "loss_recovered")},
-            "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores}
+            "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores,
+            "planned_word_features": planned_word_features(model, clt, world, l1s, l2s, [runners[i] for i in ok])}
 
 
 def featured_graph(model, clt, world, line1, line2):
-    """One couplet's pruned attribution graph as at most eight labelled boxes (interp/supernodes.py)."""
+    """One couplet's pruned attribution graph: as at most eight labelled boxes (interp/supernodes.py)
+    and in full (every kept node and edge, for the viewer)."""
     graph = couplet_graph(model, clt, world, line1, line2)
     node_mask, edge_mask, node_inf = prune(graph)
     kept = [i for i in range(graph.n_features) if node_mask[i]]
@@ -237,16 +241,17 @@ def featured_graph(model, clt, world, line1, line2):
                   for i in kept}
     words = world.decode(graph.tokens.tolist())
     roles = roles_of(line1, line2[:-1], world.config)
-    summary = summary_graph(graph, roles, node_mask, edge_mask, node_inf, labels, words,
-                            [world.itos[i] for i in graph.logit_ids.tolist()])
+    targets = [world.itos[i] for i in graph.logit_ids.tolist()]
+    summary = summary_graph(graph, roles, node_mask, edge_mask, node_inf, labels, words, targets)
     return {"couplet": " ".join(line1) + " / " + " ".join(line2), "kept_features": len(kept),
-            "replacement": graph_scores(graph)[0], **summary}
+            "replacement": graph_scores(graph)[0], **summary,
+            "graph": kept_graph(graph, node_mask, edge_mask, node_inf, words, targets, labels)}
 
 
 # ---- the headline ------------------------------------------------------------------------------------
 HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue", "add_only_rate", "add_only_random_rate",
             "suppression_runner_up_rate", "sweep_site_rate", "sweep_best_other_rate", "sweep_best_other_ci",
-            "planned_word_rate")
+            "planned_word_rate", "planned_word_features_rate")
 
 
 def headline(r):
@@ -265,4 +270,7 @@ def headline(r):
                  sweep_best_other_rate=sw["best_other"]["rate"] if sw["best_other"] else None,
                  sweep_best_other_ci=sw["best_other"]["ci"] if sw["best_other"] else None,
                  planned_word_rate=r["planned_word"]["rate"])
+    pwf = r.get("clt", {}).get("planned_word_features")
+    if pwf:
+        h["planned_word_features_rate"] = pwf["any_layer"]["rate"]
     return {k: h.get(k) for k in HEADLINE}

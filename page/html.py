@@ -1,4 +1,4 @@
-"""Small HTML and SVG pieces of the report: one number format, one table, one heatmap, one curve.
+"""Small HTML and SVG pieces of the report: one number format, one table, one heatmap, one curve, one bar chart.
 Nothing here computes a result; every function formats what it is given."""
 from html import escape
 
@@ -91,6 +91,29 @@ def curves(xs, series, title, xlabel, ylabel, caption):
     out.append(f'<text x="{left + pw / 2}" y="{h - 30}" text-anchor="middle" class="a">{escape(xlabel)}</text>')
     out.append(f'<text transform="translate(12,{top + ph / 2}) rotate(-90)" text-anchor="middle" class="a">'
                f'{escape(ylabel)}</text>')
+    out.append(f"</svg><figcaption>{escape(caption)}</figcaption></figure>")
+    return "".join(out)
+
+
+def bars(items, title, xlabel, caption):
+    """An SVG of horizontal bars in [0, 1] with 95% intervals: items = [(label, value or None, [lo, hi] or None)]."""
+    left, top, pw, bh = 190, 30, 260, 22
+    w, h = left + pw + 60, top + bh * len(items) + 56
+    out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
+           f'<text x="10" y="16" class="t">{escape(title)}</text>']
+    for k, (label, v, ci) in enumerate(items):
+        y = top + k * bh
+        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
+        if v is not None:
+            out.append(f'<rect x="{left}" y="{y + 3}" width="{pw * v:.1f}" height="{bh - 8}" fill="#4a74c9"/>')
+            out.append(f'<text x="{left + pw * v + 4:.1f}" y="{y + 15}" class="v">{num(v)}</text>')
+        if ci and ci[0] is not None:
+            out.append(f'<line x1="{left + pw * ci[0]:.1f}" x2="{left + pw * ci[1]:.1f}" y1="{y + bh / 2 - 1}" '
+                       f'y2="{y + bh / 2 - 1}" stroke="#222" stroke-width="1.5"/>')
+    yb = top + bh * len(items)
+    for v in (0, 0.5, 1):
+        out.append(f'<text x="{left + pw * v}" y="{yb + 14}" text-anchor="middle" class="c">{v}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{h - 6}" text-anchor="middle" class="a">{escape(xlabel)}</text>')
     out.append(f"</svg><figcaption>{escape(caption)}</figcaption></figure>")
     return "".join(out)
 

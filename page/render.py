@@ -5,7 +5,8 @@ file (THRESHOLDS), so a different run reads differently; nothing on the page is 
 """
 from html import escape
 
-from page.html import curves, effect, heatmap, interval, num, page, rate, table
+from page.html import bars, curves, effect, heatmap, interval, num, page, rate, table
+from page.viewer import graph_viewer
 
 # a normalized LD effect at or above `strong` counts as "carries the plan", below `weak` as "not used"
 THRESHOLDS = {"strong": 0.5, "weak": 0.2}
@@ -19,6 +20,7 @@ HEADLINE_LABELS = {
     "sweep_site_rate": "sweep: injection rate at the site",
     "sweep_best_other_rate": "sweep: best other (layer, position)",
     "planned_word_rate": "the word read at the site is the word written",
+    "planned_word_features_rate": "prompts with transcoder features at the line break standing for the written word",
 }
 
 
@@ -129,18 +131,22 @@ def q2_smeared(main):
     else:
         verdict = ("No: no single position of line 2 before the ending's own article carries the ending; the "
                    "position that writes the ending reads line 1 itself.")
-    fig = ""
-    if sw:
-        fig = heatmap(sw["rate"], sw["layers"], sw["roles"], "Inject a word at one (layer, position)",
-                      "position in line 1", "layer", "Share of line 2s that end with the injected word; "
-                      "directions fit at each cell. The site is one cell; compare it with the rest.")
+    p = main["probes"]["ending"]["trained"]["report"]
+    along = [(r, max((row[k] for row in p if row[k] is not None), default=None))
+             for k, r in enumerate(main["probes"]["roles"]) if r == "nl" or r.startswith(("l2_", "y", "end_"))]
+    fig = bars([(r, v, None) for r, v in along], "The future ending, read along line 2", "probe accuracy (best layer)",
+               "A probe for the ending word at each position from the line break on (report prompts). Readable "
+               "everywhere means available, not used: compare the patching effects below.")
     ev = table(["line-2 position", "LD effect of patching it (rhyme swap)"],
                [[escape(r), num(v)] for r, v in line2])
     if sw:
         ev += table(["measure", "value"], [["sweep, at the site", rate(sw["site_rate"])],
                                           ["sweep, best other cell " + escape(str((sw["best_other"] or {}).get("role"))),
                                            rate(sw["best_other"])]])
-    return f'<h2 id="q2">2. Is the plan smeared over the words of line 2?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
+    return (f'<h2 id="q2">2. Is the plan smeared over the words of line 2?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
+            f"<p class=note>How sure: one seed's patching map (n = {main['patching']['rhyme']['n_pairs']} pairs). Would "
+            f"change our mind: a line-2 position before the ending's article with an effect above "
+            f"{THRESHOLDS['strong']}.</p>")
 
 
 def q3_baked(results):
@@ -159,13 +165,20 @@ def q3_baked(results):
                       f"{num(a)} to {num(b)}." if drop else
                       f"The ending read at the site is about as readable without gradients from later tokens (myopic: "
                       f"{num(b)}, normal: {num(a)}): it is a by-product of reading line 1, not pre-cached for later."))
-        ev = table(["model", "valid", "word read at the site", "nl LD rhyme", "nl LD cue", "add-only"],
+        fig = bars([(f"{n}: {k}", m["headline"].get(key), m["headline"].get(key + "_range"))
+                    for n, m in models.items() if n in ("main", "myopic")
+                    for k, key in (("word read", "planned_word_rate"), ("valid", "valid"))],
+                   "Normal vs myopic training", "rate (bar: mean over seeds; line: min to max)",
+                   "Myopic training stops gradients from later tokens. A shorter 'word read' bar for myopic means "
+                   "the early representation was made for later tokens.")
+        ev = fig + table(["model", "valid", "word read at the site", "nl LD rhyme", "nl LD cue", "add-only"],
                    [[escape(n), fmt_seeds(m, "valid"), fmt_seeds(m, "planned_word_rate"),
                      fmt_seeds(m, "nl_ld_rhyme"), fmt_seeds(m, "nl_ld_cue"),
                      fmt_seeds(m, "add_only_rate")] for n, m in models.items()])
     return (f'<h2 id="q3">3. Is it baked in by training?</h2><p class="verdict">{verdict}</p>{ev}'
             f"<p class=note>Line 2 is written greedily, one token at a time, by the same weights: no candidates "
-            f"are generated and compared.</p>")
+            f"are generated and compared. Would change our mind: a myopic model whose site reads the ending as well "
+            f"as the normal model's while its validity stays as high.</p>")
 
 
 def q4_composed(main):
@@ -181,10 +194,15 @@ def q4_composed(main):
               "additive_explained_seen", "additive_explained_holdout"):
         if k in c:
             rows.append([k.replace("_", " "), num(c[k])])
+    fig = bars([("seen (cue word, family) pairs", vs, c["valid_seen"]["ci"]),
+                ("held-out pairs", vh, c["valid_holdout"]["ci"])], "Valid couplets: seen vs held-out pairs",
+               "share valid (95% interval)", "Held-out pairs never met in training; bars of equal length mean "
+               "the ending is composed from meaning and rhyme, not memorised per pair.")
     return (f'<h2 id="q4">4. Is the plan composed from meaning and rhyme?</h2><p class="verdict">{verdict}</p>'
-            + table(["measure", "value"], rows) +
+            + fig + table(["measure", "value"], rows) +
             "<p class=note>Additive: the share of the site's variance explained by mean + meaning vector + family "
-            "vector, fit on seen prompts.</p>")
+            "vector, fit on seen prompts. Would change our mind: held-out validity well below seen validity on "
+            "another seed.</p>")
 
 
 def interventions(main):
@@ -260,7 +278,10 @@ def clt(main):
     if not c or "skipped" in c:
         return '<h2 id="clt">Cross-layer transcoder</h2><p>Not run (<code>--clt</code>).</p>'
     e, g = c["ending_token"], c["graph_scores"]
-    return ('<h2 id="clt">Cross-layer transcoder</h2>' + (summary_graph_svg(c["featured"]) if c.get("featured") else "") +
+    f = c.get("featured") or {}
+    graphs = (summary_graph_svg(f) if f else "") + (graph_viewer(f["graph"], "graph-featured", "The whole graph: "
+                                                                 + f["couplet"]) if "graph" in f else "")
+    return ('<h2 id="clt">Cross-layer transcoder</h2>' + graphs +
             table(["measure", "value"], [
         ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
         ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],
@@ -269,7 +290,18 @@ def clt(main):
            f"{num(o['ending_token']['loss_clt'], 3)} / {num(o['ending_token']['top1_agreement'])}"]
           for n, o in c.get("other_sizes", {}).items()],
         ["replacement score: trained CLT / a random dictionary of the same L0",
-         f"{num(g['trained']['replacement'])} / {num(g['untrained']['replacement'])} ({g['trained']['n_graphs']} graphs)"]]))
+         f"{num(g['trained']['replacement'])} / {num(g['untrained']['replacement'])} ({g['trained']['n_graphs']} graphs)"],
+        *planned_feature_rows(c.get("planned_word_features"))]))
+
+
+def planned_feature_rows(p):
+    """The transcoder's planned-word features at the line break: how often, where, and what clamping them does."""
+    if not p:
+        return []
+    return [["prompts with planned-word features at the line break (any layer; ablating one lowers the written "
+             "word alone)", rate(p["any_layer"])],
+            ["the same, by layer", "; ".join(f"L{l}: {num(r['rate'])}" for l, r in p["by_layer"].items())],
+            ["clamping them to 0 (opener kept): the model's runner-up is written", rate(p["clamp_to_zero"]["runner_up_rate"])]]
 
 
 def recheck(results):
@@ -365,3 +397,24 @@ def render(results):
             q3_baked(results), q4_composed(main), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
     return page("Does a tiny poet plan its rhyme?", "".join(body))
+
+
+def prompt_page(p):
+    """The page of `analyze.py --prompt`: verdict, the ending's candidates, and the graphs."""
+    verdict = (f"The model ends your couplet with <b>{escape(p['line2'][-1] if p['line2'] else '(nothing)')}</b>: "
+               + ("a valid couplet." if not p["broken"] else f"it breaks {escape(', '.join(p['broken']))}."))
+    body = [f"<h1>Your couplet</h1><p class=verdict>{verdict}</p>",
+            f"<p><code>{escape(' '.join(p['line1']))}</code><br><code>{escape(' '.join(p['line2']))}</code></p>",
+            f"<p>{escape(p['reading'])}</p>"]
+    if p["candidates"]:
+        body.append("<h2>The plan: candidates for the ending</h2><p class=note>The model's probabilities for the "
+                    "last word, with the rest of its line 2 given.</p>" +
+                    table(["word", "probability"], [[escape(w), num(q)] for w, q in p["candidates"]]))
+    g = p.get("graph")
+    if g:
+        body.append(f"<h2>How it chose: the attribution graph</h2><p>{g['kept_features']} features kept by pruning; "
+                    f"the transcoder explains {num(g['replacement'])} of the influence on the ending (replacement "
+                    f"score).</p>" + summary_graph_svg(g) + graph_viewer(g["graph"], "graph-prompt", "The whole graph"))
+    else:
+        body.append(f"<p class=note>{escape(p['no_graph'])}</p>")
+    return page("Your couplet", "".join(body))

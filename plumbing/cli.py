@@ -4,14 +4,22 @@ code (2: a bad flag or input, 1: a run that could not go on, 130: interrupted), 
 """
 import argparse
 from dataclasses import fields
+import os
 import sys
 
 import torch
 
-# One torch thread by default. Measured on a 2-core machine (README, "Speed"): the model's matrices
-# are small, so a second thread gains little when the machine is idle, and when another process
-# competes for the cores two spin-waiting threads run many times slower than one.
-DEFAULT_THREADS = 1
+# Threads: by default each process takes its share of the cores: all of them for a lone run, one each
+# when `--all`, `--jobs` or the search run one process per core. Measured on a 2-core machine (README,
+# "Speed"): a lone training run is 1.8x faster on 2 threads than on 1, but two processes each running 2
+# threads on 2 cores ran many times slower than one thread each.
+def cores():
+    return os.cpu_count() or 1
+
+
+def share_of_cores(requested, processes=1):
+    """The thread count of one of `processes` processes: `requested` when given, else its share of the cores."""
+    return requested or max(1, cores() // max(1, processes))
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -41,15 +49,15 @@ def pick(cls, args, **override):
 
 
 def add_threads_flag(parser):
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help=f"torch threads (default {DEFAULT_THREADS}; see README, Speed)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per process (default: the cores shared among the processes; README, Speed)")
 
 
-def set_threads(n):
-    """The single place the thread count is set."""
-    if not 1 <= n <= 256:
+def set_threads(n, processes=1):
+    """The single place the thread count is set: n, or this process's share of the cores."""
+    if n is not None and not 1 <= n <= 256:
         raise ValueError(f"--threads must be in [1, 256], got {n}")
-    torch.set_num_threads(n)
+    torch.set_num_threads(share_of_cores(n, processes))
 
 
 def one_line(exc):

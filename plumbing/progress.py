@@ -37,7 +37,10 @@ class Progress:
             self.bar.close()
 
 
+START = time.time()
+
+
 def stage(msg, quiet=False):
-    """One line saying what starts now (analysis stages, training jobs)."""
+    """One line saying what starts now (analysis stages, training jobs), after the seconds since the start."""
     if not quiet:
-        print(msg, flush=True)
+        print(f"[{time.time() - START:5.0f} s] {msg}", flush=True)

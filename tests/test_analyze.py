@@ -70,6 +70,9 @@ def test_prompt_checks_the_grammar_and_list_words(tiny_run, tmp_path):
     r = run("--out", str(tmp_path), "--prompt", "she saw a goat and went to find a hat")
     assert r.returncode == 0, r.stderr[-1500:]
     assert "line 2:" in r.stdout and "ending candidates:" in r.stdout
+    page = (tmp_path / "report" / "prompt.html").read_text()  # the same, as a page
+    line2 = r.stdout.split("line 2:")[1].splitlines()[0].strip()
+    assert "Your couplet" in page and line2 in page and "candidates for the ending" in page
     for bad, words in (("he saw a carrot and had to grab it", "not in the vocabulary"),
                        ("she saw an goat and went to find a hat", "wrong article"), ("cat cat cat", "")):
         r = run("--out", str(tmp_path), "--prompt", bad)

@@ -68,6 +68,16 @@ def test_pattern_path_and_fused_path_agree():
     assert torch.allclose(fused, logits, atol=1e-5)
 
 
+def test_fused_layernorm_agrees_with_the_hooked_one():
+    model = tiny_model()
+    idx = torch.randint(0, 50, (2, 12))
+    names = [f"blocks.{l}.{ln}.hook_scale" for l in range(model.cfg.n_layer) for ln in ("ln1", "ln2")]
+    names.append("ln_final.hook_scale")
+    fused = model(idx)[0]
+    hooked, _ = model.run_with_cache(idx, names=names)
+    assert torch.allclose(fused, hooked, atol=1e-5)
+
+
 def test_myopic_forward_equals_normal_forward():
     torch.manual_seed(0)
     normal = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64))

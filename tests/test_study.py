@@ -151,10 +151,23 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
     assert (report / "index.html").read_bytes() == page
     results = json.loads((report / "results.json").read_text())
     assert list(results["models"]) == ["main"] and results["models"]["main"]["headline"]["n_seeds"] == 1
-    results["models"]["main"]["headline"]["valid"] = 0.8765
+    main = results["models"]["main"]
+    main["headline"]["valid"] = 0.8765
+    main["headline"]["nl_ld_cue"] = 0.7777            # q1's seeds row
+    main["patching"]["rhyme"]["column"]["nl"] = {"value": 0.9137, "n": 10, "ci": [0.9, 0.93]}  # q1's evidence
+    shown = ["0.91 (n = 10 pairs", "0.78"]
+    if main.get("composition", {}).get("n"):
+        main["composition"]["valid_holdout"]["rate"] = 0.4242  # q4's verdict
+        shown.append("0.42 of the time")
     (report / "results.json").write_text(json.dumps(results))
     assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
-    assert "0.88" in (report / "index.html").read_text() and "0.88" not in page.decode()
+    new = (report / "index.html").read_text()
+    assert "0.88" in new and "0.88" not in page.decode()
+
+    def answers(html):
+        return html[html.index('id="q1"'):html.index('id="probes"')]
+    for text in shown:
+        assert text in answers(new) and text not in answers(page.decode()), text
 
 
 def test_every_role_an_experiment_can_choose_is_in_the_one_vocabulary():

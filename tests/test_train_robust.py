@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import plumbing.files
+from plumbing import cli
 import train as train_module
 import worlds
 from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
@@ -245,7 +246,7 @@ def test_all_trains_every_model_and_seed_in_child_processes_and_keeps_finished_o
             assert model.cfg.nl_barrier == (name == "barrier") and model.cfg.d_model == 32  # variant + passed flags
             assert ckpt["world_config"]["seed"] == seed and ckpt["train_state"]["train_config"]["seed"] == seed
             m = ckpt["metrics"]
-            assert m["steps"] == 4 and m["threads"] == 1 and m["test"]["n"] == 4
+            assert m["steps"] == 4 and m["threads"] == cli.share_of_cores(None, 2) and m["test"]["n"] == 4
             assert os.path.exists(os.path.join(os.path.dirname(path), "train_metrics.json"))
             weights[name, seed] = model.state_dict()["wte.weight"]
     assert not torch.equal(weights["main", 0], weights["main", 1])

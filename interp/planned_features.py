@@ -1,0 +1,90 @@
+"""Planned-word features: transcoder features at a site that stand for one future ending word.
+
+The study found that about half of its poems had features at the line break standing for the word to
+come ("rabbit"), not for a rhyme family or a meaning. The causal criterion, for one prompt:
+
+1. Candidates: at the site (a role, e.g. the line break) and a CLT layer, the `top_k` active features
+   by activation x decoder norm.
+2. Ablate each candidate alone: subtract its activation x decoder from every MLP output it writes
+   (its layer and later) at the site, as additive Edits; the real model runs on, with the CLT's
+   error untouched. Line 2's words before the ending are teacher-forced.
+3. The candidate *stands for the ending e* when e's de-meaned logit drops by at least `MIN_DROP` and
+   by at least `MARGIN` more than the logit of every rival: every other noun sharing e's rhyme family
+   or meaning. A "rhymes with -at" feature lowers cat and rat alike and does not count.
+4. The rate: the share of prompts with at least one such feature, per layer and at any layer.
+5. Clamping: all of a prompt's planned-word features set to 0 at once, line 2 written again with the
+   clean opener teacher-forced: does it end with the model's own runner-up (rabbit -> habit)?
+"""
+import torch
+
+from data import role_position
+from interp.edits import Edit, activations, ending, ending_logits, write_line2
+from interp.interventions import OUTCOMES, opener, outcome
+from interp.stats import rate
+from interp.transcoder import in_name, out_name
+from lexicon import NOUNS
+
+MIN_DROP, MARGIN, TOP_K = 1.0, 0.5, 8
+
+
+def ablation_edits(clt, layer, pos, acts, fids):
+    """Edits that remove features `fids` (activations `acts`) of `layer` at position pos."""
+    return [Edit(out_name(l), pos, -sum(a * clt.decoder(layer, l)[f] for f, a in zip(fids, acts)), "add")
+            for l in range(layer, clt.n_layer)]
+
+
+def rivals(word):
+    n = NOUNS[word]
+    return [w for w in NOUNS if w != word and (NOUNS[w].family == n.family or NOUNS[w].meaning == n.meaning)]
+
+
+def stands_for(drops, word, stoi):
+    """drops: (V,) fall of every de-meaned logit; True when the fall is about `word` alone."""
+    e = drops[stoi[word]]
+    return bool(e >= MIN_DROP and e - max(drops[stoi[w]] for w in rivals(word)) >= MARGIN)
+
+
+@torch.no_grad()
+def find(model, clt, world, line1s, line2s, role, layer):
+    """Per prompt: [(feature id, activation)] of the planned-word features of its ending at (role, layer)."""
+    pos = [role_position(l1, role, world.config) for l1 in line1s]
+    prefixes = [l2[:-1] for l2 in line2s]
+    resid = activations(model, world, line1s, prefixes, [in_name(layer)])[in_name(layer)]
+    acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
+    score = acts * clt.decoder_norms()[layer]
+    rows, edits = [], []  # one ablation run per (prompt, candidate)
+    for i in range(len(line1s)):
+        for f in score[i].topk(min(TOP_K, int((acts[i] > 0).sum()))).indices.tolist():
+            rows.append((i, f))
+            edits.append(ablation_edits(clt, layer, pos[i], [acts[i, f].item()], [f]))
+    clean = ending_logits(model, world, line1s, prefixes)
+    edited = ending_logits(model, world, [line1s[i] for i, _ in rows], [prefixes[i] for i, _ in rows], edits)
+    demean = lambda x: x - x.mean(-1, keepdim=True)
+    out = [[] for _ in line1s]
+    for (i, f), row in zip(rows, demean(edited)):
+        if stands_for(demean(clean[i]) - row, ending(line2s[i]), world.stoi):
+            out[i].append((f, acts[i, f].item()))
+    return out
+
+
+@torch.no_grad()
+def planned_word_features(model, clt, world, line1s, line2s, runners, role="nl"):
+    """The rate of prompts whose ending has planned-word features at `role` (per layer and at any), and
+    what clamping them to 0 does to the ending, with the clean opener teacher-forced."""
+    keep = [i for i, (l1, l2) in enumerate(zip(line1s, line2s))
+            if ending(l2) in NOUNS and role_position(l1, role, world.config) is not None]
+    l1s, l2s, run = [line1s[i] for i in keep], [line2s[i] for i in keep], [runners[i] for i in keep]
+    found = {layer: find(model, clt, world, l1s, l2s, role, layer) for layer in range(clt.n_layer)}
+    any_layer = [any(found[layer][i] for layer in found) for i in range(len(l1s))]
+    out = {"role": role, "n": len(l1s), "by_layer": {str(l): rate([bool(x) for x in v]) for l, v in found.items()},
+           "any_layer": rate(any_layer), "criterion": {"min_drop": MIN_DROP, "margin": MARGIN, "top_k": TOP_K}}
+    rows = [i for i in range(len(l1s)) if any_layer[i] and run[i] is not None]
+    edits = [[e for layer in found for e in (ablation_edits(clt, layer, role_position(l1s[i], role, world.config),
+                                                             [a for _, a in found[layer][i]],
+                                                             [f for f, _ in found[layer][i]])
+                                             if found[layer][i] else [])] for i in rows]
+    written = write_line2(model, world, [l1s[i] for i in rows], edits, [opener(l2s[i]) for i in rows])
+    kinds = [outcome(w, ending(l2s[i]), run[i]) for w, i in zip(written, rows)]
+    out["clamp_to_zero"] = {"n": len(rows), "counts": {k: kinds.count(k) for k in OUTCOMES},
+                            "runner_up_rate": rate([k == "runner_up" for k in kinds])}
+    return out

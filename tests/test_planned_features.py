@@ -1,0 +1,43 @@
+"""Planned-word features: the criterion is about one word, and an ablation edit removes exactly one
+feature's writes."""
+import torch
+
+from data import CoupletWorld, WorldConfig
+from interp.edits import edit_hooks
+from interp.planned_features import ablation_edits, rivals, stands_for
+from interp.transcoder import CrossLayerTranscoder, out_name
+from lexicon import NOUNS
+from model import GPT, GPTConfig
+
+
+def test_a_drop_counts_only_when_it_is_about_the_word_alone():
+    world = CoupletWorld(WorldConfig(n_train=10, n_test=10))
+    word = next(w for w in NOUNS if rivals(w))
+    rival = rivals(word)[0]
+    drops = torch.zeros(len(world.itos))
+    drops[world.stoi[word]] = 2.0
+    assert stands_for(drops, word, world.stoi)
+    drops[world.stoi[rival]] = 1.8  # a family- or meaning-wide drop
+    assert not stands_for(drops, word, world.stoi)
+    drops[world.stoi[rival]], drops[world.stoi[word]] = 0.0, 0.5  # too small
+    assert not stands_for(drops, word, world.stoi)
+    unrelated = next(w for w in NOUNS if w != word and w not in rivals(word))
+    drops[world.stoi[word]], drops[world.stoi[unrelated]] = 2.0, 5.0  # nouns sharing nothing are ignored
+    assert stands_for(drops, word, world.stoi)
+
+
+def test_ablation_removes_exactly_the_features_writes_at_its_position():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=12, n_layer=3, n_head=2, d_model=16, d_mlp=32)).eval()
+    clt = CrossLayerTranscoder(3, 16, 8)
+    idx = torch.randint(4, 50, (1, 10))
+    names = [out_name(l) for l in range(3)]
+    _, clean = model.run_with_cache(idx, names=names)
+    edits = ablation_edits(clt, 1, 6, [0.7, 1.5], [2, 5])
+    _, edited = model.run_with_cache(idx, names=names, hooks=edit_hooks([edits]))
+    want = -(0.7 * clt.decoder(1, 1)[2] + 1.5 * clt.decoder(1, 1)[5])
+    diff = edited[out_name(1)] - clean[out_name(1)]
+    assert torch.allclose(diff[0, 6], want, atol=1e-6)
+    assert diff[0, torch.arange(10) != 6].abs().max() == 0  # no other position
+    assert torch.equal(edited[out_name(0)], clean[out_name(0)])  # no earlier layer
+    assert len(edits) == 2 and {e.hook for e in edits} == {out_name(1), out_name(2)}
