@@ -25,7 +25,7 @@ from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
 from interp.study import StudyConfig, study, headline, HEADLINE, featured_graph
-from interp.transcoder import load_clt
+from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
@@ -177,6 +177,8 @@ def your_prompt(cfg, text):
         print("ending candidates: " + ", ".join(f"{w} {q:.2f}" for w, q in p["candidates"]))
     print(p["reading"] + ": " + ("a valid couplet" if not p["broken"] else f"breaks {', '.join(p['broken'])}"))
     cached = load_clt(os.path.join(os.path.dirname(worlds.checkpoint_path(cfg.out, "main")), "clt.pt"))
+    if cached is not None and cached[1].get("model_fingerprint") != model_fingerprint(model):
+        cached, p["no_graph"] = None, "summary graph: the cached transcoder imitates other weights; run `python analyze.py`"
     if cached is not None and len(line2) >= 2 and line2[-1] in NOUNS:
         g = p["graph"] = featured_graph(model, cached[0], world, line1, line2)
         print(f"summary graph ({g['kept_features']} features kept, replacement {g['replacement']:.2f}):")

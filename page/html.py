@@ -123,7 +123,7 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-c
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}th{background:#f4f4f4}
 .verdict{font-size:1.1em;background:#f3f7ff;border-left:4px solid #4a74c9;padding:.5em .8em}
 svg text{font:11px system-ui,sans-serif}svg .t{font-weight:600;font-size:12px}svg .v{font-size:10px}
-figure{display:inline-block;margin:.5em 1.5em .5em 0;vertical-align:top}figcaption{font-size:12px;color:#555;max-width:460px}
+figure{display:inline-block;margin:.5em 1.5em .5em 0;vertical-align:top}figure.viewer{display:block;overflow-x:auto}figcaption{font-size:12px;color:#555;max-width:460px}
 code{background:#f4f4f4;padding:0 3px}.note{color:#555;font-size:13px}"""
 
 

@@ -343,7 +343,7 @@ def recheck(results):
 def summary_graph_svg(sg):
     """The boxes left to right, arrows under them as arcs whose width is the summed weight."""
     boxes, arrows = sg["boxes"], sg["arrows"]
-    bw, gap, top, bh = 136, 12, 40, 120
+    bw, gap, top, bh = 142, 8, 40, 120
     x = {b["name"]: 10 + k * (bw + gap) for k, b in enumerate(boxes)}
     w = 20 + len(boxes) * (bw + gap)
     h = top + bh + 150
@@ -358,11 +358,12 @@ def summary_graph_svg(sg):
     for b in boxes:
         bx = x[b["name"]]
         out.append(f'<rect x="{bx}" y="{top}" width="{bw}" height="{bh}" rx="6" fill="#f3f7ff" stroke="#4a74c9"/>')
-        lines = [escape(b["name"]), escape(b["words"][:21]), f"{b['features']} features"] + \
-            [escape(label[:21]) for label in b["labels"]]
+        lines = [b["name"], b["words"], f"{b['features']} features"] + b["labels"]
         for k, line in enumerate(lines):
             bold = ' class="t"' if k == 0 else ""  # the box's name
-            out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{bold}>{line}</text>')
+            short = line if len(line) <= 21 else line[:20] + "…"  # the whole line on hover
+            out.append(f'<text x="{bx + 6}" y="{top + 16 + 16 * k}"{bold}><title>{escape(line)}</title>'
+                       f'{escape(short)}</text>')
     out.append(f"</svg><figcaption>Read left to right: what each part of the couplet contributes to the ending "
                f"through the transcoder's features. {escape(sg['rule'])}</figcaption></figure>")
     return "".join(out)

@@ -61,6 +61,11 @@ def graph_viewer(graph, vid, title):
     top = max([abs(e["weight"]) for e in graph["edges"]] or [1.0])
     out = [f'<figure class="viewer"><svg id="{vid}" width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
            f'<text x="{LEFT}" y="16" class="t">{escape(title)}</text>']
+    if "<nl>" in graph["words"]:  # the column a plan would live in
+        k = graph["words"].index("<nl>")
+        half = (col_c[k] - (col_c[k - 1] if k else LEFT)) / 2
+        out.append(f'<rect x="{col_c[k] - half:.1f}" y="{TOP - 6}" width="{2 * half:.1f}" height="{h - 80 - TOP + 6}" '
+                   f'fill="#fff6d5"/>')
     for layer, y in row_c:
         name = "embedding" if layer < 0 else "logits" if layer == graph["n_layers"] else f"layer {layer}"
         out.append(f'<text x="{LEFT - 8}" y="{y + 4}" text-anchor="end" class="c">{name}</text>')
@@ -85,7 +90,8 @@ def graph_viewer(graph, vid, title):
     out.append(f'<div class="note">show edges above <input id="{vid}-cut" type="range" min="0" max="100" value="0"> '
                f'of the strongest · <span id="{vid}-info">hover a node for its label; click to pin it</span></div>')
     out.append(f"<figcaption>Every node and edge kept by pruning: features (blue circles) at their layer and "
-               f"position, errors (grey) and tokens (green), the candidate endings (orange) at the top. Blue edges "
+               f"position, errors (grey) and tokens (green), the candidate endings (orange) at the top; the shaded "
+               f"column is the line break. Blue edges "
                f"push the target up, red down; width = |weight|. Look at which columns the strongest edges into "
                f"the ending come from.</figcaption></figure>")
     out.append(f"<script>{SCRIPT % {'id': json.dumps(vid)}}</script>")
