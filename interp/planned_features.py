@@ -11,7 +11,10 @@ come ("rabbit"), not for a rhyme family or a meaning. The causal criterion, for 
 3. The candidate *stands for the ending e* when e's de-meaned logit drops by at least `MIN_DROP` and
    by at least `MARGIN` more than the logit of every rival: every other noun sharing e's rhyme family
    or meaning. A "rhymes with -at" feature lowers cat and rat alike and does not count.
-4. The rate: the share of prompts with at least one such feature, per layer and at any layer.
+4. The rate: the share of prompts with at least one such feature, per layer and at any layer. Beside
+   it, the same at the position that writes the ending, and the looser *cell* level (rivals are only
+   the nouns sharing one of the ending's two facts): a feature for "animal that rhymes with -at"
+   passes it, one for "rhymes with -at" does not.
 5. Clamping: all of a prompt's planned-word features set to 0 at once, line 2 written again with the
    clean opener teacher-forced: does it end with the model's own runner-up (rabbit -> habit)?
 """
@@ -33,21 +36,24 @@ def ablation_edits(clt, layer, pos, acts, fids):
             for l in range(layer, clt.n_layer)]
 
 
-def rivals(word):
+def rivals(word, level="word"):
+    """The nouns a feature for `word` must lower less: at level "word" every other noun sharing its
+    rhyme family or its meaning; at level "cell" those sharing one of the two but not both."""
     n = NOUNS[word]
-    return [w for w in NOUNS if w != word and (NOUNS[w].family == n.family or NOUNS[w].meaning == n.meaning)]
+    share = lambda m: (m.family == n.family) + (m.meaning == n.meaning)
+    return [w for w, m in NOUNS.items() if w != word and (share(m) >= 1 if level == "word" else share(m) == 1)]
 
 
-def stands_for(drops, word, stoi):
-    """drops: (V,) fall of every de-meaned logit; True when the fall is about `word` alone."""
+def stands_for(drops, word, stoi, level="word"):
+    """drops: (V,) fall of every de-meaned logit; True when the fall is about `word` alone (or its cell)."""
     e = drops[stoi[word]]
-    return bool(e >= MIN_DROP and e - max(drops[stoi[w]] for w in rivals(word)) >= MARGIN)
+    return bool(e >= MIN_DROP and e - max(drops[stoi[w]] for w in rivals(word, level)) >= MARGIN)
 
 
 @torch.no_grad()
-def find(model, clt, world, line1s, line2s, role, layer):
-    """Per prompt: [(feature id, activation)] of the planned-word features of its ending at (role, layer)."""
-    pos = [role_position(l1, role, world.config) for l1 in line1s]
+def find(model, clt, world, line1s, line2s, pos, layer, level="word"):
+    """Per prompt: [(feature id, activation)] of the features at token pos[i] and `layer` that stand for
+    its ending (level "word") or for its ending's cell (level "cell")."""
     prefixes = [l2[:-1] for l2 in line2s]
     resid = activations(model, world, line1s, prefixes, [in_name(layer)])[in_name(layer)]
     acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
@@ -62,7 +68,7 @@ def find(model, clt, world, line1s, line2s, role, layer):
     demean = lambda x: x - x.mean(-1, keepdim=True)
     out = [[] for _ in line1s]
     for (i, f), row in zip(rows, demean(edited)):
-        if stands_for(demean(clean[i]) - row, ending(line2s[i]), world.stoi):
+        if stands_for(demean(clean[i]) - row, ending(line2s[i]), world.stoi, level):
             out[i].append((f, acts[i, f].item()))
     return out
 
@@ -74,13 +80,21 @@ def planned_word_features(model, clt, world, line1s, line2s, runners, role="nl")
     keep = [i for i, (l1, l2) in enumerate(zip(line1s, line2s))
             if ending(l2) in NOUNS and role_position(l1, role, world.config) is not None]
     l1s, l2s, run = [line1s[i] for i in keep], [line2s[i] for i in keep], [runners[i] for i in keep]
-    found = {layer: find(model, clt, world, l1s, l2s, role, layer) for layer in range(clt.n_layer)}
+    pos = [role_position(l1, role, world.config) for l1 in l1s]
+    found = {layer: find(model, clt, world, l1s, l2s, pos, layer) for layer in range(clt.n_layer)}
     any_layer = [any(found[layer][i] for layer in found) for i in range(len(l1s))]
+    writer = [len(world.prompt_ids(l1)) + len(l2) - 2 for l1, l2 in zip(l1s, l2s)]  # predicts the ending
+
+    def anywhere(p, level):  # any layer, per prompt
+        return rate([any(v) for v in zip(*(find(model, clt, world, l1s, l2s, p, layer, level) for layer in found))])
     out = {"role": role, "n": len(l1s), "by_layer": {str(l): rate([bool(x) for x in v]) for l, v in found.items()},
-           "any_layer": rate(any_layer), "criterion": {"min_drop": MIN_DROP, "margin": MARGIN, "top_k": TOP_K}}
+           "any_layer": rate(any_layer),
+           # controls the criterion can pass: where the ending is written, and the looser "cell" level
+           "writer_any_layer": anywhere(writer, "word"), "cell_any_layer": anywhere(pos, "cell"),
+           "writer_cell_any_layer": anywhere(writer, "cell"),
+           "criterion": {"min_drop": MIN_DROP, "margin": MARGIN, "top_k": TOP_K}}
     rows = [i for i in range(len(l1s)) if any_layer[i] and run[i] is not None]
-    edits = [[e for layer in found for e in (ablation_edits(clt, layer, role_position(l1s[i], role, world.config),
-                                                             [a for _, a in found[layer][i]],
+    edits = [[e for layer in found for e in (ablation_edits(clt, layer, pos[i], [a for _, a in found[layer][i]],
                                                              [f for f, _ in found[layer][i]])
                                              if found[layer][i] else [])] for i in rows]
     written = write_line2(model, world, [l1s[i] for i in rows], edits, [opener(l2s[i]) for i in rows])

@@ -301,6 +301,9 @@ def planned_feature_rows(p):
     return [["prompts with planned-word features at the line break (any layer; ablating one lowers the written "
              "word alone)", rate(p["any_layer"])],
             ["the same, by layer", "; ".join(f"L{l}: {num(r['rate'])}" for l, r in p["by_layer"].items())],
+            ["control: the same criterion where the ending is written", rate(p.get("writer_any_layer"))],
+            ["looser: features standing for the ending's cell (meaning and rhyme), at the line break / where the "
+             "ending is written", f"{rate(p.get('cell_any_layer'))} / {rate(p.get('writer_cell_any_layer'))}"],
             ["clamping them to 0 (opener kept): the model's runner-up is written", rate(p["clamp_to_zero"]["runner_up_rate"])]]
 
 

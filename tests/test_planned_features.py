@@ -41,3 +41,17 @@ def test_ablation_removes_exactly_the_features_writes_at_its_position():
     assert diff[0, torch.arange(10) != 6].abs().max() == 0  # no other position
     assert torch.equal(edited[out_name(0)], clean[out_name(0)])  # no earlier layer
     assert len(edits) == 2 and {e.hook for e in edits} == {out_name(1), out_name(2)}
+
+
+def test_the_cell_level_forgives_cell_mates_only():
+    world = CoupletWorld(WorldConfig(n_train=10, n_test=10))
+    word = next(w for w, n in NOUNS.items()
+                if any(v != w and m.family == n.family and m.meaning == n.meaning for v, m in NOUNS.items()))
+    n = NOUNS[word]
+    mate = next(v for v, m in NOUNS.items() if v != word and m.family == n.family and m.meaning == n.meaning)
+    drops = torch.zeros(len(world.itos))
+    drops[world.stoi[word]] = drops[world.stoi[mate]] = 2.0  # "animal that rhymes with -at"
+    assert not stands_for(drops, word, world.stoi) and stands_for(drops, word, world.stoi, "cell")
+    rhyme_only = next(v for v, m in NOUNS.items() if m.family == n.family and m.meaning != n.meaning)
+    drops[world.stoi[rhyme_only]] = 2.0  # "rhymes with -at": neither level
+    assert not stands_for(drops, word, world.stoi, "cell")
