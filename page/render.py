@@ -380,19 +380,21 @@ def search(results):
     for name, t in s.items():
         for k, r in enumerate(t["seeds"]):
             rows.append([escape(name), str(k), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
-                         num(r["final"]["cue"]["nl_column"]), escape(t["prediction"])])
-    steps = sorted({row["step"] for t in s.values() for r in t["seeds"][:1] for row in r["curve"]})
+                         num(r["final"]["cue"]["nl_column"]), num(r["final"]["rhyme"]["rhyme_column_from1"]),
+                         escape(t["prediction"]) if k == 0 else "″"])
+    steps = sorted({row["step"] for t in s.values() for r in t["seeds"] for row in r["curve"]})
     colours = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#718096", "#975a16", "#285e61"]
     series = []
     for k, (name, t) in enumerate(s.items()):
-        if t["seeds"]:
-            by_step = {row["step"]: row["rhyme"]["nl_column"] for row in t["seeds"][0]["curve"]}
-            series.append((name, colours[k % len(colours)], [by_step.get(x) for x in steps]))
+        for j, r in enumerate(t["seeds"]):  # one line per seed, one colour per world
+            by_step = {row["step"]: row["rhyme"]["nl_column"] for row in r["curve"]}
+            series.append((f"{name} seed {j}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
     fig = curves(steps, series, "Does the line break carry the rhyme, through training?", "training step",
                  "LD effect, line break (rhyme swap)", "Patching the line break's whole column at each saved "
-                 "checkpoint (seed 0). A route that appears and then falls would show as a rise and a drop.")
+                 "checkpoint, every seed. A route that appears and then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
-            table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "prediction"], rows))
+            table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1", "prediction"],
+                  rows))
 
 
 def render(results):

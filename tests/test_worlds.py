@@ -1,0 +1,22 @@
+"""The pre-registered search end to end on a tiny candidate, and its section of the page."""
+import json
+
+import worlds
+from page.render import search as search_section
+
+
+def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, monkeypatch, capsys):
+    tiny = ("--n-train", "400", "--n-test", "40", "--n-layer", "2", "--d-model", "32", "--d-mlp", "64",
+            "--n-head", "2", "--max-steps", "6", "--batch-size", "8", "--eval-n", "8")
+    monkeypatch.setattr(worlds, "CANDIDATES", {"tiny": worlds.Candidate(tiny, "a prediction, written first")})
+    monkeypatch.setattr(worlds, "SNAPSHOT_EVERY", 3)
+    worlds.search(str(tmp_path), ["tiny"], seeds=2, parallel=2)
+    table = json.loads((tmp_path / "search.json").read_text())
+    seeds = table["tiny"]["seeds"]
+    assert table["tiny"]["prediction"] == "a prediction, written first" and len(seeds) == 2
+    for row in seeds:
+        assert [c["step"] for c in row["curve"]] == [3, 6]  # the snapshot, then the final weights
+        assert set(row["final"]) >= {"rhyme", "cue"} and 0 <= row["test"]["valid"] <= 1
+    assert "tiny" in capsys.readouterr().out  # the printed table
+    html = search_section({"search": table})
+    assert html.count("tiny seed") == 2 and "a prediction, written first" in html
