@@ -96,7 +96,9 @@ def curves(xs, series, title, xlabel, ylabel, caption):
 
 
 def bars(items, title, xlabel, caption):
-    """An SVG of horizontal bars in [0, 1] with 95% intervals: items = [(label, value or None, [lo, hi] or None)]."""
+    """An SVG of horizontal bars on [0, 1], each with an interval (a 95% CI or a range over seeds: the
+    caption says which): items = [(label, value or None, [lo, hi] or None)]."""
+    at = lambda v: max(0.0, min(1.0, v))  # a slightly negative effect draws as zero
     left, top, pw, bh = 190, 30, 260, 22
     w, h = left + pw + 60, top + bh * len(items) + 56
     out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
@@ -105,10 +107,10 @@ def bars(items, title, xlabel, caption):
         y = top + k * bh
         out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
         if v is not None:
-            out.append(f'<rect x="{left}" y="{y + 3}" width="{pw * v:.1f}" height="{bh - 8}" fill="#4a74c9"/>')
-            out.append(f'<text x="{left + pw * v + 4:.1f}" y="{y + 15}" class="v">{num(v)}</text>')
+            out.append(f'<rect x="{left}" y="{y + 3}" width="{pw * at(v):.1f}" height="{bh - 8}" fill="#4a74c9"/>')
+            out.append(f'<text x="{left + pw * at(v) + 4:.1f}" y="{y + 15}" class="v">{num(v)}</text>')
         if ci and ci[0] is not None:
-            out.append(f'<line x1="{left + pw * ci[0]:.1f}" x2="{left + pw * ci[1]:.1f}" y1="{y + bh / 2 - 1}" '
+            out.append(f'<line x1="{left + pw * at(ci[0]):.1f}" x2="{left + pw * at(ci[1]):.1f}" y1="{y + bh / 2 - 1}" '
                        f'y2="{y + bh / 2 - 1}" stroke="#222" stroke-width="1.5"/>')
     yb = top + bh * len(items)
     for v in (0, 0.5, 1):

@@ -110,11 +110,16 @@ def q1_where(models):
         ["line break, rhyme swap, free generation ends with B's word",
          rate(main["patching"]["rhyme"].get("top1", {}).get("nl"))],
         ["seeds (rhyme, cue)", f"{fmt_seeds(main, 'nl_ld_rhyme')}, {fmt_seeds(main, 'nl_ld_cue')}"]])
+    by_model = bars([(f"{n}: {slot}", m["headline"].get(key), m["headline"].get(key + "_range"))
+                     for n, m in models.items() for slot, key in (("rhyme", "nl_ld_rhyme"), ("cue", "nl_ld_cue"))],
+                    "The line break's patching effect, every model", "LD effect (bar: mean over seeds; line: min "
+                    "to max)", "Each model's line break, patched from a line 1 with another rhyme word (rhyme) or "
+                    "cue word (cue). Only where a bar is long does the line break carry the plan.")
     others = "".join(
         f"<p>In the <b>{escape(n)}</b> model the line break's effect is {fmt_seeds(m, 'nl_ld_rhyme')} for "
         f"the rhyme and {fmt_seeds(m, 'nl_ld_cue')} for the meaning ({m['headline']['n_seeds']} seeds): "
         f"{escape(m['what'].split(':')[0])}.</p>" for n, m in models.items() if n != "main")
-    return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{ev}{others}'
+    return (f'<h2 id="q1">1. Where is the plan stored?</h2><p class="verdict">{verdict}</p>{fig}{by_model}{ev}{others}'
             f"<p class=note>Would change our mind: another seed with a line-break effect above "
             f"{THRESHOLDS['strong']}. Prompt positions: {escape(', '.join(prompt))}.</p>")
 
