@@ -45,6 +45,7 @@ Splits (deterministic from `WorldConfig.seed`):
 Token sequence for the model: `<bos> line1 <nl> line2 <eos>`, right-padded with `<pad>`.
 `roles(line1, line2)` names every token (the one role vocabulary, ROLES, used by every experiment).
 """
+from collections import Counter
 from dataclasses import dataclass, asdict, fields
 import random
 
@@ -56,6 +57,7 @@ from lexicon import (NOUNS, FAMILIES, MEANINGS, PRONOUNS, SEEN, PREAMBLES, LINKS
 SPECIALS = ("<pad>", "<bos>", "<nl>", "<eos>")
 PAD, BOS, NL, EOS = range(4)
 GRAMMARS = ("list", "classic")
+MEANING_RULES = ("noun", "majority")
 
 # The one vocabulary of token roles, in reading order. `roles()` gives every token one of these.
 ROLES = ("bos", "pre1", "pre2", "pronoun", "seen",
@@ -88,6 +90,7 @@ class WorldConfig:
     exclude_line1: bool = True    # the ending is never a noun of line 1
     taken_prob: float = 0.25      # chance a distractor is the cell's favourite ending (the runner-up must do)
     cue_first: bool = False       # the meaning noun is line 1's first noun (else the one before the last)
+    meaning: str = "noun"         # "noun": one noun sets the meaning; "majority": the meaning most of line 1's nouns share
     # classic grammar
     distractor_prob: float = 0.5  # chance line 1 carries "with a DISTRACTOR"
     meter: bool = True            # line 2 has a fixed syllable count (the opener depends on the ending)
@@ -105,6 +108,10 @@ class WorldConfig:
             raise ValueError(f"need 2 <= --min-nouns <= --max-nouns <= 4, got {self.min_nouns} and {self.max_nouns}")
         if not 0 <= self.max_line2_nouns <= 2 or not 0 <= self.max_preamble <= 2:
             raise ValueError("--max-line2-nouns and --max-preamble must be in [0, 2]")
+        if self.meaning not in MEANING_RULES:
+            raise ValueError(f"--meaning must be one of {', '.join(MEANING_RULES)}, got {self.meaning!r}")
+        if self.meaning == "majority" and (self.grammar != "list" or self.min_nouns < 3):
+            raise ValueError("--meaning majority needs --grammar list and --min-nouns of at least 3")
         if not 0 <= self.taken_prob <= 1:
             raise ValueError(f"--taken-prob must be in [0, 1], got {self.taken_prob}")
         if not 0 <= self.distractor_prob <= 1:
@@ -214,13 +221,38 @@ class CoupletWorld:
 
     def _list_line1(self, rng, cue, rhyme, meaning):
         cfg = self.config
+        if cfg.meaning == "majority":
+            return self._majority_line1(rng, cue, rhyme, meaning)
         n_extra = rng.randint(cfg.min_nouns, cfg.max_nouns) - 2
         extra = rng.sample([w for w in NOUNS if w not in (cue, rhyme)], n_extra)
         favourites = valid_endings(meaning, rhyme, (cue,))
         if n_extra and len(favourites) >= 2 and rng.random() < cfg.taken_prob and favourites[0] not in extra:
             extra[rng.randrange(n_extra)] = favourites[0]  # line 1 takes the favourite: the runner-up must end
         nouns = [cue] + extra + [rhyme] if cfg.cue_first else extra + [cue, rhyme]
-        pre = rng.choice(("",) + tuple(p for p in PREAMBLES if len(p.split()) <= cfg.max_preamble))
+        return self._list_words(rng, nouns)
+
+    def _majority_line1(self, rng, cue, rhyme, meaning):
+        """Two nouns of `meaning` (or the favourite ending as the second, with taken_prob) and nouns of
+        other meanings, each meaning once, in any order; the rhyme noun last: `meaning` is the one
+        most of line 1's nouns share, and only the whole of line 1 tells it."""
+        cfg = self.config
+        n_other = rng.randint(cfg.min_nouns, cfg.max_nouns) - 3
+        favourites = valid_endings(meaning, rhyme, (cue,))
+        family = NOUNS[rhyme].family
+        seconds = [w for w, n in NOUNS.items() if n.meaning == meaning and w not in (cue, rhyme) and n.family != family]
+        second = favourites[0] if len(favourites) >= 2 and rng.random() < cfg.taken_prob else rng.choice(seconds)
+        others, used = [], {meaning, NOUNS[rhyme].meaning}
+        for w in rng.sample(sorted(NOUNS), len(NOUNS)):
+            if len(others) < n_other and NOUNS[w].meaning not in used and w not in (cue, second, rhyme):
+                others.append(w)
+                used.add(NOUNS[w].meaning)
+        nouns = [cue, second] + others
+        rng.shuffle(nouns)
+        return self._list_words(rng, nouns + [rhyme])
+
+    def _list_words(self, rng, nouns):
+        """[PREAMBLE] PRONOUN SEEN a/an NOUN {LINK a/an NOUN} for these nouns."""
+        pre = rng.choice(("",) + tuple(p for p in PREAMBLES if len(p.split()) <= self.config.max_preamble))
         line1 = pre.split() + [rng.choice(PRONOUNS), rng.choice(SEEN), article(nouns[0]), nouns[0]]
         for w in nouns[1:]:
             line1 += [rng.choice(LINKS), article(w), w]
@@ -346,8 +378,16 @@ def parse_line1(line1, config=WorldConfig()):
     if len(set(nouns)) < len(nouns):
         raise ValueError("line 1 names a noun twice")
     roles = [f"pre{k + 1}" for k in range(i)] + ["pronoun", "seen"]
-    others = [f"x{k + 1}" for k in range(len(groups) - 2)]
-    names = ["cue"] + others + ["rhyme"] if config.cue_first else others + ["cue", "rhyme"]
+    if config.meaning == "majority":  # the cue: the first noun of the meaning most nouns share
+        counts = Counter(NOUNS[w].meaning for w in nouns)
+        (top, k_top), *rest = counts.most_common()
+        if k_top < 2 or rest and rest[0][1] == k_top:
+            raise ValueError("line 1's nouns must share one meaning more often than any other")
+        cue_at = next(k for k, w in enumerate(nouns[:-1]) if NOUNS[w].meaning == top)
+    else:
+        cue_at = 0 if config.cue_first else len(nouns) - 2
+    others = iter(f"x{k + 1}" for k in range(len(groups) - 2))
+    names = ["cue" if k == cue_at else next(others) for k in range(len(nouns) - 1)] + ["rhyme"]
     for k, name in enumerate(names):
         roles += ([] if k == 0 else [f"{name}_link"]) + [f"{name}_art", name]
     return Line1(words[i], nouns, nouns[names.index("cue")], nouns[-1], roles)

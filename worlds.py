@@ -99,6 +99,15 @@ CANDIDATES = {
                               "both facts; the ending must then find 'the last noun of line 1', the very step that "
                               "went through <nl> for the rhyme in list-cf-LG-long. Line break LD >= 0.8 for both swaps "
                               "in at least 2 of 3 seeds, rhyme column (>= 1) <= 0.2 there; valid >= 0.8."),
+    "list-maj-LG-long": Candidate((*LIST, "--meaning", "majority", "--min-nouns", "3", "--holdout-pairs", "0", *LG,
+                                   "--max-steps", "6000", "--lr", "3e-3"),
+                                  "written after list-LG-long (the meaning went through line 1's last noun, never "
+                                  "<nl>): the meaning is the one most of line 1's nouns share, so it is a count over "
+                                  "exactly line 1's nouns. <nl>, findable by its own token, sees exactly those at layer "
+                                  "1; the ending cannot count them at layer 1 without telling line 2's nouns from line "
+                                  "1's. Prediction: nl LD cue >= 0.5 in at least 2 of 3 seeds (the first world to route "
+                                  "the meaning through the line break); nl LD rhyme mixed over seeds as in "
+                                  "list-LG-long; valid lower than list-LG-long's (counting is harder) but >= 0.6."),
     "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),

@@ -63,6 +63,8 @@ def swap_pairs(world, line1s, slot, seed=0):
     the same article (so every token keeps its position), is not already in line 1, and its line 1
     has a valid ending. Returns [(a, b)]."""
     rng = random.Random(f"{seed}-{slot}")
+    if slot == "cue" and world.config.meaning == "majority":
+        return _majority_swaps(world, line1s, rng)
     held = set(world.holdout_pairs)
     pairs = []
     for a in line1s:
@@ -80,9 +82,48 @@ def swap_pairs(world, line1s, slot, seed=0):
                 continue
             b = list(a)
             b[i] = w
+            if world.config.meaning == "majority" and not _same_meaning(world, b, cue.meaning):
+                continue  # the new noun would tie the vote
             exclude = b if world.config.grammar == "list" and world.config.exclude_line1 else ()
             if valid_endings(new_cue.meaning, new_rhyme.word, exclude):
                 options.append(b)
         if options:
             pairs.append((list(a), rng.choice(options)))
     return pairs
+
+
+def _majority_swaps(world, line1s, rng):
+    """Cue swaps where the meaning is the one most of line 1's nouns share: every noun of that meaning
+    before the rhyme noun is swapped for a noun of one meaning absent from line 1 (same article, other
+    family than the rhyme), so the partner's majority is the new meaning and every role stays put."""
+    pairs = []
+    for a in line1s:
+        l1 = parse_line1(a, world.config)
+        old, family = NOUNS[l1.cue].meaning, NOUNS[l1.rhyme].family
+        at = [i for i, w in enumerate(a[:-1]) if w in NOUNS and NOUNS[w].meaning == old]
+        options = []
+        present = {NOUNS[w].meaning for w in l1.nouns}  # a new meaning absent from line 1 keeps every role in place
+        for meaning in sorted({n.meaning for n in NOUNS.values()} - present):
+            b, used = list(a), set(a)
+            for i in at:
+                fits = [w for w, n in NOUNS.items() if n.meaning == meaning and n.family != family and w not in used
+                        and article(w) == article(a[i])]
+                if not fits:
+                    break
+                b[i] = rng.choice(fits)
+                used.add(b[i])
+            else:
+                exclude = b if world.config.exclude_line1 else ()
+                if _same_meaning(world, b, meaning) and valid_endings(meaning, l1.rhyme, exclude):
+                    options.append(b)
+        if options:
+            pairs.append((list(a), rng.choice(options)))
+    return pairs
+
+
+def _same_meaning(world, line1, meaning):
+    """Does this line 1 parse, with `meaning` as its meaning?"""
+    try:
+        return NOUNS[parse_line1(line1, world.config).cue].meaning == meaning
+    except ValueError:
+        return False

@@ -1,3 +1,5 @@
+import pytest
+
 from data import CoupletWorld, WorldConfig, check_couplet, roles, parse_line1, ROLES
 from lexicon import NOUNS, FAMILIES, MEANINGS, cell_words, valid_endings, syllables
 from conftest import TINY_WORLD
@@ -112,3 +114,27 @@ def test_list_world_breaks_are_named():
     assert "rhyme" in check_couplet(line1, "then she saw a dog".split(), LIST)
     assert "meaning" in check_couplet(line1, "then she saw a mat".split(), LIST)
     assert "article" in check_couplet(line1, "then she saw an cat".split(), LIST)
+
+
+def test_majority_meaning_is_the_meaning_most_nouns_share_and_its_swaps_change_it():
+    from collections import Counter
+    from interp.prompts import swap_pairs
+    cfg = WorldConfig(n_train=300, n_test=60, grammar="list", meaning="majority", min_nouns=3, holdout_pairs=0)
+    world = CoupletWorld(cfg)
+    for c in world.split("train"):
+        assert not check_couplet(c.line1, c.line2, cfg), c.text()
+        counts = Counter(NOUNS[w].meaning for w in parse_line1(c.line1, cfg).nouns).most_common()
+        assert counts[0][0] == c.meaning and counts[0][1] >= 2 and (len(counts) == 1 or counts[1][1] < counts[0][1])
+    with pytest.raises(ValueError, match="share one meaning"):  # a tie has no meaning
+        parse_line1("she saw a cat and a tea with a rat and a pea".split(), cfg)
+    lines = [c.line1 for c in world.split("test")]
+    for slot in ("cue", "rhyme"):
+        pairs = swap_pairs(world, lines, slot)
+        assert len(pairs) > len(lines) // 2
+        for a, b in pairs:
+            pa, pb = parse_line1(a, cfg), parse_line1(b, cfg)
+            changed = NOUNS[pa.cue].meaning != NOUNS[pb.cue].meaning, NOUNS[pa.rhyme].family != NOUNS[pb.rhyme].family
+            assert changed == ((True, False) if slot == "cue" else (False, True))
+            assert len(a) == len(b) and roles(a, config=cfg) == roles(b, config=cfg)
+    with pytest.raises(ValueError, match="--meaning majority"):
+        WorldConfig(grammar="classic", meaning="majority").validate()
