@@ -144,11 +144,12 @@ def main(argv=None):
         if args.quick:
             world, model = WorldConfig(n_train=2000, n_test=20), GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64)
             kw = dict(repeats=2, steps=2)
-        r = {"threads": args.threads, "device": "cpu", **measure_training(world, model, **kw), "by_threads": {}}
+        r = {"threads": torch.get_num_threads(), "device": "cpu", **measure_training(world, model, **kw),
+             "by_threads": {}}
         for n in (1, 2):
             torch.set_num_threads(n)
             r["by_threads"][n] = measure_training(world, model, **kw)["train_tokens_per_s"]
-        torch.set_num_threads(args.threads)
+        cli.set_threads(args.threads)
         if args.timings:
             with tempfile.TemporaryDirectory() as tmp:
                 here = os.path.dirname(os.path.abspath(__file__))
