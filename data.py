@@ -34,6 +34,15 @@ Line 2 = [OPENER] PRONOUN SEEN a/an NOUN {LINK a/an NOUN}           (1 to 3 noun
     *which* word of the cell is still free); the other nouns of line 2 come from other families, so
     "the most recent noun" is not line 1's last word.
 
+With `meaning="majority"` the meaning is not one noun's but the one most of line 1's nouns share:
+
+    last night she found a bear near a hair and an ear near a tail <nl>
+    and then she found a stoat with a spine and a fingernail
+
+hair, ear and tail are body words and the bear the odd one out, so the ending is a body word in -ail
+(two or more nouns of the meaning, every other meaning at most once; the rhyme noun counts too). Only
+a position whose past is exactly line 1 can count its nouns; the line break is one.
+
 Splits (deterministic from `WorldConfig.seed`):
   - train:    couplets whose (meaning noun, rhyme family) pair is not held out;
   - test:     new couplets of the same kind, whose line 1 never occurs in train;
