@@ -76,7 +76,7 @@ def curves(xs, series, title, xlabel, ylabel, caption):
     """An SVG line plot of rates in [0, 1]: series = [(name, colour, [y or None per x])]."""
     w, h, left, top, pw, ph = 460, 250, 50, 30, 380, 160
     sx = lambda i: left + pw * i / max(1, len(xs) - 1)
-    sy = lambda v: top + ph * (1 - v)
+    sy = lambda v: top + ph * (1 - max(0.0, min(1.0, v)))  # a value outside [0, 1] is drawn at the edge
     out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
            f'<text x="{left}" y="16" class="t">{escape(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']

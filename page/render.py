@@ -396,7 +396,8 @@ def search(results):
             series.append((f"{name} seed {j}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
     fig = curves(steps, series, "Does the line break carry the rhyme, through training?", "training step",
                  "LD effect, line break (rhyme swap)", "Patching the line break's whole column at each saved "
-                 "checkpoint, every seed. A route that appears and then falls shows as a rise and a drop.")
+                 "checkpoint, every seed (effects outside [0, 1], from early checkpoints with few pairs, drawn at the "
+                 "edge). A route that appears and then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1", "prediction"],
                   rows))
