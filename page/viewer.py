@@ -10,8 +10,8 @@ The script is plain JavaScript inside the page; nothing is loaded from the netwo
 from html import escape
 import json
 
-STEP, RADIUS, PER_LINE, PAD = 16, 6, 6, 14
-LEFT, TOP, MIN_COL = 88, 34, 54
+STEP, RADIUS, PER_LINE, PAD = 15, 6, 6, 12
+LEFT, TOP, MIN_COL = 70, 34, 42
 
 
 def layout(graph):
