@@ -213,7 +213,7 @@ def q4_composed(main):
 def interventions(main):
     if "injection" not in main:
         return ""
-    out = ['<h2 id="interventions">Interventions at the joint site</h2>']
+    out = ['<h2 id="interventions">Interventions at the site</h2>']
     site = main["sites"]["intervention"]
     out.append(f"<p>The site is <code>{escape(site['role'])}</code> at layer {site['layer']}: the {site['chosen_as']} "
                f"site, chosen on <em>select</em> pairs by patching one layer at one position (rhyme-swap effect "
@@ -386,6 +386,7 @@ def search(results):
         for k, r in enumerate(t["seeds"]):
             rows.append([escape(name), str(k), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
                          num(r["final"]["cue"]["nl_column"]), num(r["final"]["rhyme"]["rhyme_column_from1"]),
+                         f'{r["final"]["rhyme"]["n_pairs"]} / {r["final"]["cue"]["n_pairs"]}',
                          escape(t["prediction"]) if k == 0 else "″"])
     steps = sorted({row["step"] for t in s.values() for r in t["seeds"] for row in r["curve"]})
     colours = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#718096", "#975a16", "#285e61"]
@@ -399,7 +400,8 @@ def search(results):
                  "checkpoint, every seed (effects outside [0, 1], from early checkpoints with few pairs, drawn at the "
                  "edge). A route that appears and then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
-            table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1", "prediction"],
+            table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",
+                   "pairs (rhyme / cue)", "prediction"],
                   rows))
 
 
