@@ -51,7 +51,7 @@ def stands_for(drops, word, stoi, level="word"):
 
 
 @torch.no_grad()
-def find(model, clt, world, line1s, line2s, pos, layer, level="word"):
+def find(model, clt, world, line1s, line2s, pos, layer, level="word", clean=None):
     """Per prompt: [(feature id, activation)] of the features at token pos[i] and `layer` that stand for
     its ending (level "word") or for its ending's cell (level "cell")."""
     prefixes = [l2[:-1] for l2 in line2s]
@@ -63,7 +63,7 @@ def find(model, clt, world, line1s, line2s, pos, layer, level="word"):
         for f in score[i].topk(min(TOP_K, int((acts[i] > 0).sum()))).indices.tolist():
             rows.append((i, f))
             edits.append(ablation_edits(clt, layer, pos[i], [acts[i, f].item()], [f]))
-    clean = ending_logits(model, world, line1s, prefixes)
+    clean = ending_logits(model, world, line1s, prefixes) if clean is None else clean  # (n, V), the same for every call
     edited = ending_logits(model, world, [line1s[i] for i, _ in rows], [prefixes[i] for i, _ in rows], edits)
     demean = lambda x: x - x.mean(-1, keepdim=True)
     out = [[] for _ in line1s]
@@ -81,12 +81,13 @@ def planned_word_features(model, clt, world, line1s, line2s, runners, role="nl")
             if ending(l2) in NOUNS and role_position(l1, role, world.config) is not None]
     l1s, l2s, run = [line1s[i] for i in keep], [line2s[i] for i in keep], [runners[i] for i in keep]
     pos = [role_position(l1, role, world.config) for l1 in l1s]
-    found = {layer: find(model, clt, world, l1s, l2s, pos, layer) for layer in range(clt.n_layer)}
+    clean = ending_logits(model, world, l1s, [l2[:-1] for l2 in l2s])
+    found = {layer: find(model, clt, world, l1s, l2s, pos, layer, clean=clean) for layer in range(clt.n_layer)}
     any_layer = [any(found[layer][i] for layer in found) for i in range(len(l1s))]
     writer = [len(world.prompt_ids(l1)) + len(l2) - 2 for l1, l2 in zip(l1s, l2s)]  # predicts the ending
 
     def anywhere(p, level):  # any layer, per prompt
-        return rate([any(v) for v in zip(*(find(model, clt, world, l1s, l2s, p, layer, level) for layer in found))])
+        return rate([any(v) for v in zip(*(find(model, clt, world, l1s, l2s, p, layer, level, clean) for layer in found))])
     out = {"role": role, "n": len(l1s), "by_layer": {str(l): rate([bool(x) for x in v]) for l, v in found.items()},
            "any_layer": rate(any_layer),
            # controls the criterion can pass: where the ending is written, and the looser "cell" level

@@ -136,10 +136,15 @@ def q2_smeared(main):
     else:
         verdict = ("No: no single position of line 2 before the ending's own article carries the ending; the "
                    "position that writes the ending reads line 1 itself.")
-    p = main["probes"]["ending"]["trained"]["report"]
-    along = [(r, max((row[k] for row in p if row[k] is not None), default=None))
-             for k, r in enumerate(main["probes"]["roles"]) if r == "nl" or r.startswith(("l2_", "y", "end_"))]
-    fig = bars([(r, v, None) for r, v in along], "The future ending, read along line 2", "probe accuracy (best layer)",
+    sel, rep = (main["probes"]["ending"]["trained"][k] for k in ("select", "report"))
+
+    def on_report(k):  # the layer is chosen on select prompts, the accuracy read on report prompts
+        layers = [l for l in range(len(sel)) if sel[l][k] is not None and rep[l][k] is not None]
+        return rep[max(layers, key=lambda l: sel[l][k])][k] if layers else None
+    along = [(r, on_report(k)) for k, r in enumerate(main["probes"]["roles"])
+             if r == "nl" or r.startswith(("l2_", "y", "end_"))]
+    fig = bars([(r, v, None) for r, v in along], "The future ending, read along line 2",
+               "probe accuracy (layer chosen on select prompts)",
                "A probe for the ending word at each position from the line break on (report prompts). Readable "
                "everywhere means available, not used: compare the patching effects below.")
     ev = table(["line-2 position", "LD effect of patching it (rhyme swap)"],
