@@ -108,6 +108,22 @@ CANDIDATES = {
                                   "1's. Prediction: nl LD cue >= 0.5 in at least 2 of 3 seeds (the first world to route "
                                   "the meaning through the line break); nl LD rhyme mixed over seeds as in "
                                   "list-LG-long; valid lower than list-LG-long's (counting is harder) but >= 0.6."),
+    "list-LG-2layer-long": Candidate((*LIST, *LG, "--n-layer", "2", "--max-steps", "6000", "--lr", "3e-3"),
+                                     "written after the `linebreak` model's seed 0 dropped its line-break route when "
+                                     "trained to 9,000 steps (its layers 2-3, local then global, let line-2 nouns mark "
+                                     "themselves so the ending can find line 1's last noun directly): two layers, local "
+                                     "then global. No layer after the only global one can use what it finds, so the "
+                                     "ending must read one position that already holds both facts, and after the local "
+                                     "layer only <nl> sees the last two nouns *and* that line 1 has ended. Prediction: nl "
+                                     "LD >= 0.8 for both swaps in all 3 seeds, kept to the last snapshot (no later "
+                                     "route to switch to); rhyme word (>= 1) <= 0.2; valid >= 0.7 (one MLP after the "
+                                     "read must intersect the facts) but below list-LG-long's 0.82 is allowed."),
+    "list-rope-LG-2layer-long": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", "--max-steps", "6000",
+                                           "--lr", "3e-3"),
+                                          "as `list-LG-2layer-long`, with rotary positions, which make the local "
+                                          "layer's fixed offsets (the noun 1 and 4 back from <nl>) one rotation "
+                                          "each: the same map (nl LD >= 0.8 for both swaps, all seeds), the route "
+                                          "appearing earlier in training, and validity at least as high."),
     "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
