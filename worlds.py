@@ -19,7 +19,7 @@ import time
 
 from data import world_from_dict
 from model import load_checkpoint
-from interp.patching import through_training
+from interp.patching import through_training, every_column
 from plumbing import cli
 from plumbing.files import write_json
 
@@ -167,8 +167,9 @@ def run_jobs(jobs, parallel):
 
 
 def measure(folder):
-    """One trained candidate: test validity and the line break's and rhyme noun's column LD effects at
-    every snapshot (patching through training). Writes folder/search_row.json."""
+    """One trained candidate: test validity, the line break's and rhyme noun's column LD effects at every
+    snapshot (patching through training), and every prompt position's at the final weights. Writes
+    folder/search_row.json."""
     model, ckpt = load_checkpoint(os.path.join(folder, "model.pt"))
     world = world_from_dict(ckpt["world_config"])
     snaps = sorted(os.listdir(os.path.join(folder, "snapshots"))) if os.path.isdir(os.path.join(folder, "snapshots")) else []
@@ -179,7 +180,7 @@ def measure(folder):
     test = ckpt["metrics"]["test"]
     write_json(os.path.join(folder, "search_row.json"),
                {"test": {k: test[k] for k in ("rhyme", "meaning", "valid", "n")}, "curve": curve,
-                "final": curve[-1]})
+                "final": curve[-1], "final_columns": every_column(model, world, lines)})
 
 
 def search(out, names, seeds, parallel):

@@ -156,6 +156,20 @@ def through_training(checkpoints, world, line1s, columns=("nl", "rhyme"), n_pair
     return rows
 
 
+def every_column(model, world, line1s, n_pairs=150, seed=0):
+    """{slot: {role: LD effect}} of patching what is computed at each prompt position after reading its token
+    (layers >= 1, the `column_from1` patch) for rhyme-swap and cue-swap pairs: where the ending's facts are
+    read from, when it is not the line break. Line-2 positions are left out: the one that writes the
+    ending carries everything by definition."""
+    clean, out = Clean(model, world), {}
+    for slot in ("rhyme", "cue"):
+        r = patching(model, world, swap_pairs(world, line1s, slot, seed)[:n_pairs], clean, single=False, free=False,
+                     seed=seed)
+        prompt = [x for x in r["roles"] if ROLES.index(x) <= ROLES.index("nl")]
+        out[slot] = {"n_pairs": r["n_pairs"], **{x: _value(r["column_from1"][x]) for x in prompt}}
+    return out
+
+
 def choose_causal_sites(select, report, layers, roles, weak=0.2):
     """Sites by what patching one (layer, prompt position) does on *select* pairs; report-pair effects
     at the same cells come with them. family: the largest rhyme-swap effect; meaning: the largest

@@ -382,6 +382,16 @@ def summary_graph_svg(sg):
     return "".join(out)
 
 
+def strongest_other(row, slot):
+    """The prompt position other than the line break whose patch (layers >= 1) moves the ending most."""
+    cols = {k: v for k, v in row.get("final_columns", {}).get(slot, {}).items()
+            if k not in ("n_pairs", "nl") and v is not None}
+    if not cols:
+        return "–"
+    best = max(cols, key=cols.get)
+    return f"{escape(best)} {num(cols[best])}"
+
+
 def search(results):
     s = results.get("search")
     if not s:
@@ -392,6 +402,7 @@ def search(results):
             rows.append([escape(name), str(k), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
                          num(r["final"]["cue"]["nl_column"]), num(r["final"]["rhyme"]["rhyme_column_from1"]),
                          f'{r["final"]["rhyme"]["n_pairs"]} / {r["final"]["cue"]["n_pairs"]}',
+                         " / ".join(strongest_other(r, slot) for slot in ("rhyme", "cue")),
                          escape(t["prediction"]) if k == 0 else "″"])
     steps = sorted({row["step"] for t in s.values() for r in t["seeds"] for row in r["curve"]})
     colours = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#718096", "#975a16", "#285e61"]
@@ -406,7 +417,8 @@ def search(results):
                  "edge). A route that appears and then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",
-                   "pairs (rhyme / cue)", "prediction"],
+                   "pairs (rhyme / cue)", "strongest line-1 position but the line break, layers >= 1 (rhyme / cue)",
+                   "prediction"],
                   rows))
 
 
