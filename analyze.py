@@ -105,6 +105,9 @@ def run(cfg, scfg, jobs=1, threads=None):
     t0 = time.time()
     results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
     runs = trained_runs(cfg)
+    if len(runs) == 1:  # the quick path (the main model alone): the dictionary-size comparison is the full study's
+        scfg = replace(scfg, clt_compare="")
+        results["study_config"] = scfg.__dict__
     pairs = [(name, seed, seeds[0][0], path) for name, seeds in runs.items() for seed, path in seeds]
     procs = min(jobs, len(pairs))
     work = [(*pair, scfg, cli.share_of_cores(threads, procs)) for pair in pairs]

@@ -296,9 +296,10 @@ def clt(main):
         ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
         ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],
         ["ending-token top-1 agreement", num(e["top1_agreement"], 3)],
-        *[[f"{n} features: ending-token loss / top-1 agreement (L0 {num(o['l0'], 1)})",
-           f"{num(o['ending_token']['loss_clt'], 3)} / {num(o['ending_token']['top1_agreement'])}"]
-          for n, o in c.get("other_sizes", {}).items()],
+        *([[f"{n} features: ending-token loss / top-1 agreement (L0 {num(o['l0'], 1)})",
+            f"{num(o['ending_token']['loss_clt'], 3)} / {num(o['ending_token']['top1_agreement'])}"]
+           for n, o in c.get("other_sizes", {}).items()] or
+          [["other dictionary sizes", "not compared in this run (the full study, <code>train.py --all</code>, does)"]]),
         ["replacement score: trained CLT / a random dictionary of the same L0",
          f"{num(g['trained']['replacement'])} / {num(g['untrained']['replacement'])} ({g['trained']['n_graphs']} graphs)"],
         *planned_feature_rows(c.get("planned_word_features"))]))

@@ -50,6 +50,7 @@ def test_every_model_and_seed_goes_through_one_study_and_results_are_determinist
         assert key in barrier["headline"] and key + "_range" in barrier["headline"], key
     for name in ("main", "barrier"):
         assert {"quality", "patching", "sites", "probes"} <= set(res["models"][name])
+    assert res["study_config"]["clt_compare"] == "64"  # variants trained: the dictionary-size comparison runs
     assert without_timings(results[0]) == without_timings(results[1])
 
 

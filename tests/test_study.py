@@ -151,6 +151,7 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
     assert (report / "index.html").read_bytes() == page
     results = json.loads((report / "results.json").read_text())
     assert list(results["models"]) == ["main"] and results["models"]["main"]["headline"]["n_seeds"] == 1
+    assert results["study_config"]["clt_compare"] == ""  # the main model alone: the comparison is the full study's
     main = results["models"]["main"]
     main["headline"]["valid"] = 0.8765
     main["headline"]["nl_ld_cue"] = 0.7777            # q1's seeds row
