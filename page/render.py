@@ -286,7 +286,9 @@ def single_layer(main):
 def clt(main):
     c = main.get("clt")
     if not c or "skipped" in c:
-        return '<h2 id="clt">Cross-layer transcoder</h2><p>Not run (<code>--clt</code>).</p>'
+        reason = (c or {}).get("skipped") or main.get("skipped")
+        why = escape(reason) if reason else "switched off (<code>--clt</code>)"
+        return f'<h2 id="clt">Cross-layer transcoder</h2><p>Not run: {why}.</p>'
     e, g = c["ending_token"], c["graph_scores"]
     f = c.get("featured") or {}
     graphs = (summary_graph_svg(f) if f else "") + (graph_viewer(f["graph"], "graph-featured", "The whole graph: "
