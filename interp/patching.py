@@ -71,16 +71,18 @@ def is_noop(run, i, pos, layers, n_layer):
                for l in layers)
 
 
-def patching(model, world, pairs, clean, columns=None, single=True, free=True, seed=0):
+def patching(model, world, pairs, clean, columns=None, single=True, free=True, seed=0, only_layers=None):
     """LD effects of single-layer and column patches at every role (or only `columns`) of the pairs;
-    with `free`, the free-generation top-1 rate of column patches at prompt positions too."""
+    with `free`, the free-generation top-1 rate of column patches at prompt positions too. With
+    `only_layers`, just the single-layer patches at those layers (what choosing a site needs); the
+    others are None."""
     run = pair_runs(model, world, pairs, clean)
     L = model.cfg.n_layer
     n = len(run["a"])
     present = sorted({x for rs in run["roles"] for x in rs if columns is None or x in columns}, key=ROLES.index)
-    kinds = {"column": list(range(L + 1)), "column_from1": list(range(1, L + 1))}
+    kinds = {"column": list(range(L + 1)), "column_from1": list(range(1, L + 1))} if only_layers is None else {}
     if single:
-        kinds.update({f"L{l}": [l] for l in range(L + 1)})
+        kinds.update({f"L{l}": [l] for l in (range(L + 1) if only_layers is None else only_layers)})
     jobs, edits = [], []  # (kind, role, pair) for each run
     noop = {}
     for role in present:

@@ -109,7 +109,8 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
     out["patching"] = {slot: patching(model, world, swap_pairs(world, sets.report, slot, cfg.seed)[:cfg.n_pairs],
                                       clean, seed=cfg.seed) for slot in ("rhyme", "cue")}
     select_patching = {slot: patching(model, world, swap_pairs(world, sets.select, slot, cfg.seed + 1)[:cfg.n_pairs],
-                                      clean, columns=prompt_roles, free=False, seed=cfg.seed) for slot in ("rhyme", "cue")}
+                                      clean, columns=prompt_roles, free=False, seed=cfg.seed, only_layers=range(1, L))
+                       for slot in ("rhyme", "cue")}
     sites = choose_causal_sites(select_patching, out["patching"], list(range(1, L)), prompt_roles)
     out["sites"] = sites
     if not sites:

@@ -77,6 +77,22 @@ def test_full_column_patch_effect_is_zero_with_itself_and_one_with_B():
         assert e["value"] == pytest.approx(expect, abs=1e-4)
 
 
+def test_patching_only_the_layers_a_site_needs_gives_the_same_effects_there():
+    """Choosing a site needs single-layer patches at layers >= 1 only; computing just those changes none of them."""
+    from interp.patching import patching
+    from interp.prompts import swap_pairs
+    world = CoupletWorld(LIST)
+    model = random_model(world, seed=3)  # two layers: single patches at L0, L1 and L2 (the final residual)
+    pairs = swap_pairs(world, [c.line1 for c in world.split("test")[:60]], "rhyme", 0)[:20]
+    a_side = {tuple(a) for a, _ in pairs}
+    clean = lambda line1s: [["then", "he", "saw", "a", "cat" if tuple(x) in a_side else "dog"] for x in line1s]
+    full = patching(model, world, pairs, clean, free=False)
+    part = patching(model, world, pairs, clean, free=False, only_layers=[1])
+    assert full["n_pairs"] == len(pairs) > 0 and part["roles"] == full["roles"]
+    assert part["single"][1] == full["single"][1] and any(v is not None for v in part["single"][1])
+    assert all(v is None for l in (0, 2) for v in part["single"][l])
+
+
 def test_prompt_sets_are_disjoint_and_a_shared_prompt_is_refused():
     world = CoupletWorld(LIST)
     sets = prompt_sets(world, 50, 40, 60)
