@@ -74,7 +74,9 @@ def heatmap(grid, rows, cols, title, xlabel, ylabel, caption, lo=0.0, hi=1.0, di
 
 def curves(xs, series, title, xlabel, ylabel, caption):
     """An SVG line plot of rates in [0, 1]: series = [(name, colour, [y or None per x])]."""
-    w, h, left, top, pw, ph = 460, 250, 50, 30, 380, 160
+    left, top, pw, ph = 50, 30, 380, 160
+    legend_w = 10 + 7 * max([len(name) for name, _, _ in series] or [0])  # the legend sits right of the plot
+    w, h = left + pw + legend_w + 10, max(250, top + 16 * len(series) + 10)
     sx = lambda i: left + pw * i / max(1, len(xs) - 1)
     sy = lambda v: top + ph * (1 - max(0.0, min(1.0, v)))  # a value outside [0, 1] is drawn at the edge
     out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
@@ -87,7 +89,7 @@ def curves(xs, series, title, xlabel, ylabel, caption):
     for k, (name, colour, ys) in enumerate(series):
         pts = " ".join(f"{sx(i)},{sy(v)}" for i, v in enumerate(ys) if v is not None)
         out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<text x="{left + 8}" y="{top + 16 + 16 * k}" fill="{colour}" class="c">{escape(name)}</text>')
+        out.append(f'<text x="{left + pw + 10}" y="{top + 10 + 16 * k}" fill="{colour}" class="c">{escape(name)}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{h - 30}" text-anchor="middle" class="a">{escape(xlabel)}</text>')
     out.append(f'<text transform="translate(12,{top + ph / 2}) rotate(-90)" text-anchor="middle" class="a">'
                f'{escape(ylabel)}</text>')

@@ -409,15 +409,21 @@ def search(results):
                          escape(t["prediction"]) if k == 0 else "″"])
     steps = sorted({row["step"] for t in s.values() for r in t["seeds"] for row in r["curve"]})
     colours = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#718096", "#975a16", "#285e61"]
-    series = []
-    for k, (name, t) in enumerate(s.items()):
-        for j, r in enumerate(t["seeds"]):  # one line per seed, one colour per world
-            by_step = {row["step"]: row["rhyme"]["nl_column"] for row in r["curve"]}
-            series.append((f"{name} seed {j}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
-    fig = curves(steps, series, "Does the line break carry the rhyme, through training?", "training step",
-                 "LD effect, line break (rhyme swap)", "Patching the line break's whole column at each saved "
-                 "checkpoint, every seed (effects outside [0, 1], from early checkpoints with few pairs, drawn at the "
-                 "edge). A route that appears and then falls shows as a rise and a drop.")
+    fig = ""
+    for slot, fact in (("rhyme", "the rhyme"), ("cue", "the meaning")):
+        series = []
+        for k, (name, t) in enumerate(s.items()):
+            for j, r in enumerate(t["seeds"]):  # one line per seed, one colour per world
+                by_step = {row["step"]: row[slot]["nl_column"] for row in r["curve"]}
+                series.append((f"{name} seed {j}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
+        counts = [row[slot]["n_pairs"] for t in s.values() for r in t["seeds"] for row in r["curve"]
+                  if row[slot]["nl_column"] is not None]
+        fig += curves(steps, series, f"Does the line break carry {fact}, through training?", "training step",
+                      f"LD effect, line break ({slot} swap)", "Patching the line break's whole column at each saved "
+                      f"checkpoint, every seed; each point rests on the swap pairs whose two clean endings differ "
+                      f"({min(counts, default=0)} to {max(counts, default=0)} here: early checkpoints have few, "
+                      "and their effects, sometimes outside [0, 1], are drawn at the edge). A route that appears and "
+                      "then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",
                    "pairs (rhyme / cue)", "strongest line-1 position but the line break, layers >= 1 (rhyme / cue)",

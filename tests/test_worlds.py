@@ -23,4 +23,4 @@ def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, 
         assert all(not set(row["final_columns"][s]) & set(LINE2_ROLES) for s in ("rhyme", "cue"))
     assert "tiny" in capsys.readouterr().out  # the printed table
     html = search_section({"search": table})
-    assert html.count("tiny seed") == 2 and "a prediction, written first" in html
+    assert html.count("tiny seed") == 4 and "a prediction, written first" in html  # each seed in both figures
