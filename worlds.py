@@ -121,6 +121,13 @@ CANDIDATES = {
                                      "LD >= 0.8 for both swaps in all 3 seeds, kept to the last snapshot (no later "
                                      "route to switch to); rhyme word (>= 1) <= 0.2; valid >= 0.7 (one MLP after the "
                                      "read must intersect the facts) but below list-LG-long's 0.82 is allowed."),
+    "list-LG-2layer-9k": Candidate((*LIST, *LG, "--n-layer", "2", "--max-steps", "9000", "--lr", "3e-3"),
+                                   "written after list-LG-2layer-long (rhyme through <nl> 0.98 in every seed; the "
+                                   "meaning read from line 1's last article; seed 0 never learned the meaning): the same "
+                                   "world trained 9,000 steps, the length at which the four-layer world dropped its "
+                                   "route. Prediction: the rhyme stays at <nl> (LD >= 0.9 in every seed at every "
+                                   "snapshot after it appears), because two layers leave no later route; the meaning "
+                                   "is learned in all 3 seeds (>= 0.95) and read from the last article, not <nl> (< 0.3)."),
     "list-rope-LG-2layer-long": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", "--max-steps", "6000",
                                            "--lr", "3e-3"),
                                           "as `list-LG-2layer-long`, with rotary positions, which make the local "
