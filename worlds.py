@@ -128,6 +128,17 @@ CANDIDATES = {
                                    "route. Prediction: the rhyme stays at <nl> (LD >= 0.9 in every seed at every "
                                    "snapshot after it appears), because two layers leave no later route; the meaning "
                                    "is learned in all 3 seeds (>= 0.95) and read from the last article, not <nl> (< 0.3)."),
+    "list-maj3-LLG": Candidate((*LIST, "--meaning", "majority", "--min-nouns", "3", "--max-nouns", "3",
+                                "--holdout-pairs", "0", "--attn-window", "5", "--window-layers", "LLG", "--n-layer", "3",
+                                "--max-steps", "6000", "--lr", "3e-3"),
+                               "written after list-LG-2layer-long (the meaning, held by positions other than <nl>, was "
+                               "read there): the meaning is the one most of line 1's three nouns share, and two local "
+                               "layers precede the only global one. After them only <nl> and line 1's last noun "
+                               "have all three nouns in reach (8 tokens back), and the ending's one global read must "
+                               "find one of them. Prediction: the rhyme through <nl> (LD >= 0.8) in at least 2 of 3 "
+                               "seeds, as in the two-layer world; the meaning through <nl> (LD >= 0.5) in at least 2 "
+                               "of 3 seeds, the first world to route it there; the rest of the cue swap on the rhyme "
+                               "word (layers >= 1); valid >= 0.6."),
     "list-rope-LG-2layer-long": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", "--max-steps", "6000",
                                            "--lr", "3e-3"),
                                           "as `list-LG-2layer-long`, with rotary positions, which make the local "
