@@ -159,16 +159,15 @@ def through_training(checkpoints, world, line1s, columns=("nl", "rhyme"), n_pair
 
 
 def every_column(model, world, line1s, n_pairs=150, seed=0):
-    """{slot: {role: LD effect}} of patching what is computed at each prompt position after reading its token
+    """{slot: {role: LD effect}} of patching what is computed at each position after reading its token
     (layers >= 1, the `column_from1` patch) for rhyme-swap and cue-swap pairs: where the ending's facts are
-    read from, when it is not the line break. Line-2 positions are left out: the one that writes the
-    ending carries everything by definition."""
+    read from, when it is not the line break — in line 1 or early in line 2. The position that writes the
+    ending (`end_art`, just before it) is left out: it carries everything by definition."""
     clean, out = Clean(model, world), {}
     for slot in ("rhyme", "cue"):
         r = patching(model, world, swap_pairs(world, line1s, slot, seed)[:n_pairs], clean, single=False, free=False,
                      seed=seed)
-        prompt = [x for x in r["roles"] if ROLES.index(x) <= ROLES.index("nl")]
-        out[slot] = {"n_pairs": r["n_pairs"], **{x: _value(r["column_from1"][x]) for x in prompt}}
+        out[slot] = {"n_pairs": r["n_pairs"], **{x: _value(r["column_from1"][x]) for x in r["roles"] if x != "end_art"}}
     return out
 
 

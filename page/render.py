@@ -386,7 +386,8 @@ def summary_graph_svg(sg):
 
 
 def strongest_other(row, slot):
-    """The prompt position other than the line break whose patch (layers >= 1) moves the ending most."""
+    """The position other than the line break (and the one writing the ending) whose patch (layers >= 1)
+    moves the ending most."""
     cols = {k: v for k, v in row.get("final_columns", {}).get(slot, {}).items()
             if k not in ("n_pairs", "nl") and v is not None}
     if not cols:
@@ -426,7 +427,7 @@ def search(results):
                       "then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",
-                   "pairs (rhyme / cue)", "strongest line-1 position but the line break, layers >= 1 (rhyme / cue)",
+                   "pairs (rhyme / cue)", "strongest other position before the ending's, layers >= 1 (rhyme / cue)",
                    "prediction"],
                   rows))
 
