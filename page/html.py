@@ -1,5 +1,6 @@
 """Small HTML and SVG pieces of the report: one number format, one table, one heatmap, one curve, one bar chart.
 Nothing here computes a result; every function formats what it is given."""
+import math
 from html import escape
 
 
@@ -84,8 +85,10 @@ def curves(xs, series, title, xlabel, ylabel, caption):
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
     for v in (0, 0.5, 1):
         out.append(f'<text x="{left - 6}" y="{sy(v) + 4}" text-anchor="end" class="c">{v}</text>')
+    every = max(1, math.ceil(len(xs) * 45 / pw))  # x labels at least ~45 px apart
     for i, x in enumerate(xs):
-        out.append(f'<text x="{sx(i)}" y="{top + ph + 16}" text-anchor="middle" class="c">{escape(str(x))}</text>')
+        if i % every == 0:
+            out.append(f'<text x="{sx(i)}" y="{top + ph + 16}" text-anchor="middle" class="c">{escape(str(x))}</text>')
     for k, (name, colour, ys) in enumerate(series):
         pts = " ".join(f"{sx(i)},{sy(v)}" for i, v in enumerate(ys) if v is not None)
         out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')

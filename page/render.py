@@ -393,7 +393,7 @@ def strongest_other(row, slot):
     if not cols:
         return "–"
     best = max(cols, key=cols.get)
-    return f"{escape(best)} {num(cols[best])}"
+    return f"{escape(best)} {num(cols[best])}" if cols[best] >= 0.05 else "none"
 
 
 def search(results):
@@ -427,7 +427,7 @@ def search(results):
                       "then falls shows as a rise and a drop.")
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",
-                   "pairs (rhyme / cue)", "strongest other position before the ending's, layers >= 1 (rhyme / cue)",
+                   "pairs (rhyme / cue)", "strongest other position before the ending's, layers >= 1 (rhyme / cue; none: all below 0.05)",
                    "prediction"],
                   rows))
 
