@@ -159,8 +159,8 @@ def through_training(checkpoints, world, line1s, columns=("nl", "rhyme"), n_pair
 
 
 def every_column(model, world, line1s, n_pairs=150, seed=0):
-    """{slot: {role: LD effect}} of patching what is computed at each position after reading its token
-    (layers >= 1, the `column_from1` patch) for rhyme-swap and cue-swap pairs: where the ending's facts are
+    """{slot: {role: LD effect}} of patching the residual that layers >= 1 read at each position (the
+    `column_from1` patch, its token included) for rhyme-swap and cue-swap pairs: where the ending's facts are
     read from, when it is not the line break — in line 1 or early in line 2. The position that writes the
     ending (`end_art`, just before it) is left out: it carries everything by definition."""
     clean, out = Clean(model, world), {}
