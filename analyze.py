@@ -103,11 +103,10 @@ def run(cfg, scfg, jobs=1, threads=None):
     """Every (model, seed) through the one study, `jobs` processes at a time (each study is a pure
     function of its checkpoint and settings, so the order of the work changes no number)."""
     t0 = time.time()
-    results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
     runs = trained_runs(cfg)
     if len(runs) == 1:  # the quick path (the main model alone): the dictionary-size comparison is the full study's
         scfg = replace(scfg, clt_compare="")
-        results["study_config"] = scfg.__dict__
+    results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
     pairs = [(name, seed, seeds[0][0], path) for name, seeds in runs.items() for seed, path in seeds]
     procs = min(jobs, len(pairs))
     work = [(*pair, scfg, cli.share_of_cores(threads, procs)) for pair in pairs]

@@ -2,7 +2,7 @@
 import json
 
 import worlds
-from page.render import search as search_section
+from page.search_section import search as search_section
 
 
 def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, monkeypatch, capsys):
