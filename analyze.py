@@ -19,7 +19,8 @@ import os
 import sys
 import time
 
-from data import parse_line1, world_from_dict, check_couplet
+from data import world_from_dict
+from couplet_rules import parse_line1, check_couplet
 from lexicon import NOUNS, MEANINGS, FAMILIES
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits

@@ -10,7 +10,7 @@ ending word it calls for *is* a trained ending (other cue words of the same mean
 """
 import torch
 
-from data import check_couplet, parse_line1, role_position
+from couplet_rules import check_couplet, parse_line1, role_position
 from lexicon import NOUNS, FAMILIES, MEANINGS
 from interp.edits import activations, write_line2
 from interp.probes import ridge_probe

@@ -16,7 +16,7 @@ Scales are chosen on *select* prompts and every rate is reported on *report* pro
 from dataclasses import dataclass
 import random
 
-from data import parse_line1, role_position
+from couplet_rules import parse_line1, role_position
 from lexicon import NOUNS, valid_endings
 from interp.directions import random_like
 from interp.edits import Edit, ending, ending_logits, write_line2, activations

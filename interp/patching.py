@@ -23,7 +23,8 @@ patch at a prompt position.
 """
 import torch
 
-from data import ROLES, roles
+from data import ROLES
+from couplet_rules import roles
 from interp.edits import Edit, activations, ending_logits, resid_hooks, write_line2
 from interp.prompts import Clean, swap_pairs, well_formed
 from interp.stats import rate, ratio_of_sums

@@ -20,7 +20,7 @@ come ("rabbit"), not for a rhyme family or a meaning. The causal criterion, for 
 """
 import torch
 
-from data import role_position
+from couplet_rules import role_position
 from interp.edits import Edit, activations, ending, ending_logits, write_line2
 from interp.interventions import OUTCOMES, opener, outcome
 from interp.stats import rate

@@ -13,7 +13,8 @@ from collections import Counter
 
 import torch
 
-from data import ROLES, parse_line1, roles
+from data import ROLES
+from couplet_rules import parse_line1, roles
 from lexicon import NOUNS, FAMILIES, MEANINGS
 from interp.edits import activations, resid_hooks
 from interp.prompts import well_formed

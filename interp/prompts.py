@@ -9,7 +9,7 @@ The clean line 2 of each prompt is written once (`Clean`) and handed to every ex
 from dataclasses import dataclass
 import random
 
-from data import parse_line1, roles
+from couplet_rules import parse_line1, roles
 from lexicon import NOUNS, article, valid_endings
 from interp.edits import write_line2
 

@@ -1,5 +1,5 @@
-"""How well a model writes couplets: greedy line 2s judged by data.check_couplet."""
-from data import check_couplet, RULES
+"""How well a model writes couplets: greedy line 2s judged by couplet_rules.check_couplet."""
+from couplet_rules import check_couplet, RULES
 from interp.edits import write_line2
 from interp.stats import wilson
 

@@ -2,7 +2,7 @@
 
 The main model and every variant go through this one function, so every comparison is like for like.
 Steps:
-  1. quality        greedy line 2s on test line 1s, judged by data.check_couplet
+  1. quality        greedy line 2s on test line 1s, judged by couplet_rules.check_couplet
   2. prompts        three disjoint sets (fit / select / report); clean line 2s written once
   3. probes         family, meaning and ending-word probes at every (layer, role), beside a
                     random-init model and shuffled labels
@@ -25,7 +25,8 @@ from dataclasses import dataclass, asdict
 
 import torch
 
-from data import ROLES, roles as roles_of
+from data import ROLES
+from couplet_rules import roles as roles_of
 from lexicon import NOUNS
 from model import GPT
 from interp import interventions as iv

@@ -1,6 +1,7 @@
 import pytest
 
-from data import CoupletWorld, WorldConfig, check_couplet, roles, parse_line1, ROLES
+from data import CoupletWorld, WorldConfig, ROLES
+from couplet_rules import check_couplet, roles, parse_line1
 from lexicon import NOUNS, FAMILIES, MEANINGS, cell_words, valid_endings, syllables
 from conftest import TINY_WORLD
 

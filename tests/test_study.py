@@ -188,7 +188,8 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
 
 
 def test_every_role_an_experiment_can_choose_is_in_the_one_vocabulary():
-    from data import ROLES, roles as roles_of, line2_roles
+    from data import ROLES
+    from couplet_rules import roles as roles_of, line2_roles
     from interp.study import ABLATION_ROLES
     world = CoupletWorld(LIST)
     seen = set()
