@@ -127,7 +127,12 @@ CANDIDATES = {
                                    "world trained 9,000 steps, the length at which the four-layer world dropped its "
                                    "route. Prediction: the rhyme stays at <nl> (LD >= 0.9 in every seed at every "
                                    "snapshot after it appears), because two layers leave no later route; the meaning "
-                                   "is learned in all 3 seeds (>= 0.95) and read from the last article, not <nl> (< 0.3)."),
+                                   "is learned in all 3 seeds (>= 0.95) and read from the last article, not <nl> (< 0.3). "
+                                   "Seeds 3-7, written after seeds 0-2 (seed 0 carried both facts at <nl>, seeds 1 and "
+                                   "2 read line 1's rhyme word; each route settled by step 3500): how often does a "
+                                   "seed plan? Prediction: the rhyme through <nl> (LD >= 0.8) in 2 to 4 of the 8 "
+                                   "seeds, both facts through <nl> in 1 or 2 of 8; every other seed reads the rhyme "
+                                   "word; each seed's route fixed by step 3500."),
     "list-maj3-LLG": Candidate((*LIST, "--meaning", "majority", "--min-nouns", "3", "--max-nouns", "3",
                                 "--holdout-pairs", "0", "--attn-window", "5", "--window-layers", "LLG", "--n-layer", "3",
                                 "--max-steps", "6000", "--lr", "3e-3"),
