@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from data import WorldConfig
-from lexicon import NOUNS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, OPENERS, VERBS, article, syllables
+from lexicon import (NOUNS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, OPENERS, VERBS, EPITHETS, article,
+                     epithet, syllables)
 
 
 @dataclass
@@ -101,29 +102,37 @@ def _parse_classic_line1(words):
     return Line1(words[0], nouns + [rhyme], cue, rhyme, roles)
 
 
+def commit_split(line2):
+    """(prefix, word): line 2 cut before the first word that commits to its ending word — the ending,
+    or its epithet when one stands before it (the `epithet` option). A teacher-forced measurement
+    scores `word` after `prefix`: scoring a later word would let the model copy what it already wrote."""
+    k = len(line2) - (2 if len(line2) >= 3 and line2[-2] in EPITHETS else 1)
+    return line2[:k], line2[k]
+
+
 def line2_roles(line2, config=WorldConfig()):
     """A role for every word of a line 2 (as written: it may be wrong); words that do not parse
-    are 'l2_other', but the last two are always 'end_art' and 'ending'."""
+    are 'l2_other', but the last two are always 'end_art' and 'ending' (the last three 'end_art',
+    'end_epithet' and 'ending' when an epithet stands before the ending)."""
     n = len(line2)
     roles = ["l2_other"] * n
-    if n >= 1:
-        roles[-1] = "ending"
-    if n >= 2:
-        roles[-2] = "end_art"
-    p = next((i for i, w in enumerate(line2[:-2]) if w in PRONOUNS), None)
+    tail = ["end_art", "end_epithet", "ending"] if n >= 3 and line2[-2] in EPITHETS else ["end_art", "ending"]
+    roles[max(0, n - len(tail)):] = tail[max(0, len(tail) - n):]
+    n_tail = len(tail)
+    p = next((i for i, w in enumerate(line2[:-n_tail]) if w in PRONOUNS), None)
     if p is None:
         return roles
     for k in range(min(p, 4)):
         roles[k] = f"l2_open{k + 1}"
     roles[p] = "l2_pronoun"
-    if p + 1 < n - 2:
+    if p + 1 < n - n_tail:
         roles[p + 1] = "l2_verb"
     if config.grammar == "list":  # p+1 verb, then groups of (link) art noun; the last group is the ending's
         names = ["y1_art", "y1", "y2_link", "y2_art", "y2", "end_link"]
-        for k, i in enumerate(range(p + 2, n - 2)):
+        for k, i in enumerate(range(p + 2, n - n_tail)):
             roles[i] = names[k] if k < len(names) else "l2_other"
-        if n - 3 > p + 1:
-            roles[n - 3] = "end_link"
+        if n - n_tail - 1 > p + 1:
+            roles[n - n_tail - 1] = "end_link"
     return roles
 
 
@@ -161,6 +170,10 @@ def check_couplet(line1, line2, config=WorldConfig()):
     if config.grammar == "list":
         if config.exclude_line1 and ending in l1.nouns:
             broken.add("fresh")
+        if config.epithet:  # the ending's own epithet, or it breaks the grammar (the article agrees with the epithet)
+            if noun is None or len(line2) < 3 or line2[-2] != epithet(ending):
+                return sorted(broken | {"grammar"})
+            line2 = line2[:-3] + [article(ending) if line2[-3] == article(line2[-2]) else "?", ending]
         broken |= _check_list_line2(l1, line2, noun)
     else:
         if noun is None or len(line2) < 2 or line2[-2] != article(ending):

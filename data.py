@@ -43,6 +43,15 @@ hair, ear and tail are body words and the bear the odd one out, so the ending is
 (two or more nouns of the meaning, every other meaning at most once; the rhyme noun counts too). Only
 a position whose past is exactly line 1 can count its nouns; the line break is one.
 
+With `epithet`, the ending takes the adjective that only it of its cell takes (`lexicon.epithet`):
+
+    one day she saw a frog and a goat with a cake <nl>
+    then she found a mug and a funny snake
+
+snake's cell (animal, -ake) also holds rattlesnake, whose epithet is another: the epithet is the first
+word of line 2 that commits to *which* word of the cell ends it (the word level: "rabbit" or "habit"),
+so a teacher-forced measurement scores the epithet, not the noun after it (`couplet_rules.commit_split`).
+
 Splits (deterministic from `WorldConfig.seed`):
   - train:    couplets whose (meaning noun, rhyme family) pair is not held out;
   - test:     new couplets of the same kind, whose line 1 never occurs in train;
@@ -61,7 +70,7 @@ import random
 import torch
 
 from lexicon import (NOUNS, FAMILIES, MEANINGS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, OPENERS,
-                     VERBS, FUNCTION_SYLLABLES, article, cell_words, valid_endings, syllables)
+                     VERBS, FUNCTION_SYLLABLES, EPITHETS, article, cell_words, epithet, valid_endings, syllables)
 
 SPECIALS = ("<pad>", "<bos>", "<nl>", "<eos>")
 PAD, BOS, NL, EOS = range(4)
@@ -77,7 +86,8 @@ ROLES = ("bos", "pre1", "pre2", "pronoun", "seen",
          "rhyme_link", "rhyme_art", "rhyme", "nl",              # line 1's last noun, the line break
          "l2_open1", "l2_open2", "l2_open3", "l2_open4", "l2_pronoun", "l2_verb",
          "y1_art", "y1", "y2_link", "y2_art", "y2",             # list: line 2's other nouns
-         "end_link", "end_art", "ending", "eos", "l2_other")    # l2_other: a line 2 that does not parse
+         "end_link", "end_art", "end_epithet", "ending",        # end_epithet: with the `epithet` option
+         "eos", "l2_other")                                     # l2_other: a line 2 that does not parse
 LINE2_ROLES = ROLES[ROLES.index("l2_open1"):]
 
 
@@ -100,6 +110,7 @@ class WorldConfig:
     taken_prob: float = 0.25      # chance a distractor is the cell's favourite ending (the runner-up must do)
     cue_first: bool = False       # the meaning noun is line 1's first noun (else the one before the last)
     meaning: str = "noun"         # "noun": one noun sets the meaning; "majority": the meaning most of line 1's nouns share
+    epithet: bool = False         # the ending takes its own adjective, told apart within its cell ("a sleepy snake")
     # classic grammar
     distractor_prob: float = 0.5  # chance line 1 carries "with a DISTRACTOR"
     meter: bool = True            # line 2 has a fixed syllable count (the opener depends on the ending)
@@ -121,6 +132,8 @@ class WorldConfig:
             raise ValueError(f"--meaning must be one of {', '.join(MEANING_RULES)}, got {self.meaning!r}")
         if self.meaning == "majority" and (self.grammar != "list" or self.min_nouns < 3):
             raise ValueError("--meaning majority needs --grammar list and --min-nouns of at least 3")
+        if self.epithet and self.grammar != "list":
+            raise ValueError("--epithet needs --grammar list")
         if not 0 <= self.taken_prob <= 1:
             raise ValueError(f"--taken-prob must be in [0, 1], got {self.taken_prob}")
         if not 0 <= self.distractor_prob <= 1:
@@ -163,7 +176,8 @@ class CoupletWorld:
 
     `world.split("train")` returns a list of Couplets; `world.encode(...)` turns words into ids.
     The vocabulary is every word either grammar can produce, sorted, after the four special
-    tokens, so it is identical for every seed and variant.
+    tokens, so it is identical for every seed and variant; the `epithet` option appends its
+    adjectives after them (so every other world keeps its token ids).
     """
 
     def __init__(self, config=WorldConfig()):
@@ -173,7 +187,7 @@ class CoupletWorld:
             words |= set(phrase.split())
         for verbs in VERBS.values():
             words |= set(verbs)
-        self.itos = list(SPECIALS) + sorted(words)
+        self.itos = list(SPECIALS) + sorted(words) + (list(EPITHETS) if config.epithet else [])
         self.stoi = {w: i for i, w in enumerate(self.itos)}
         self.cells = [(m, f) for m in MEANINGS for f in FAMILIES if cell_words(m, f)]
         # held-out pairs are spread over meaning nouns: at most one family per noun
@@ -272,9 +286,10 @@ class CoupletWorld:
         others = rng.sample([w for w, n in NOUNS.items() if n.family != family],
                             rng.randint(0, self.config.max_line2_nouns))
         nouns = others + [ending]
-        line2 = rng.choice(("",) + LIST_OPENERS).split() + [pronoun, rng.choice(SEEN), article(nouns[0]), nouns[0]]
-        for w in nouns[1:]:
-            line2 += [rng.choice(LINKS), article(w), w]
+        line2 = rng.choice(("",) + LIST_OPENERS).split() + [pronoun, rng.choice(SEEN)]
+        for k, w in enumerate(nouns):
+            words = [epithet(w), w] if self.config.epithet and w == ending else [w]
+            line2 += ([rng.choice(LINKS)] if k else []) + [article(words[0])] + words
         return line2
 
     def _classic_line1(self, rng, cue, rhyme, meaning):
@@ -326,7 +341,7 @@ class CoupletWorld:
         cfg = self.config
         if cfg.grammar == "list":
             line1 = cfg.max_preamble + 4 + 3 * (cfg.max_nouns - 1)
-            line2 = 2 + 4 + 3 * cfg.max_line2_nouns
+            line2 = 2 + 4 + 3 * cfg.max_line2_nouns + cfg.epithet
         else:
             line1 = 4 + 3 + max(len(m.split()) for m in MIDDLES) + 2
             line2 = max(len(o.split()) for o in sum(OPENERS.values(), ())) + 4

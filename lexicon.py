@@ -39,6 +39,8 @@ SEEN = ("saw", "found", "spotted", "watched")
 PREAMBLES = ("so", "today", "one day", "at dawn", "last night")
 LINKS = ("and", "with", "near", "beside")
 LIST_OPENERS = ("then", "so", "and then", "at last")
+# the list grammar's `epithet` option: the ending's own adjective, told apart within its cell
+EPITHETS = ("little", "lucky", "sleepy", "funny")
 # the classic grammar
 MIDDLES = ("beside", "and had to grab", "and went to find", "and ran to get",
            "and dreamed about", "and then forgot about", "and looked around for")
@@ -92,6 +94,14 @@ def valid_endings(meaning, rhyme_word, exclude=()):
     """Every valid ending for this meaning and rhyme word, most popular first; `exclude` are words
     the ending may not be (line 1's nouns, in the list grammar)."""
     return [w for w in cell_words(meaning, NOUNS[rhyme_word].family) if w != rhyme_word and w not in exclude]
+
+
+def epithet(word):
+    """The adjective only `word` of its cell takes ("a lucky cat", "a sleepy rat"): no two words of one
+    cell share one, so the epithet commits to the word before the word is written. The cell's words
+    take EPITHETS in popularity order, turned by the family's place so a favourite is not always 'little'."""
+    n = NOUNS[word]
+    return EPITHETS[(cell_words(n.meaning, n.family).index(word) + FAMILIES.index(n.family)) % len(EPITHETS)]
 
 
 def syllables(words):

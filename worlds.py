@@ -150,6 +150,16 @@ CANDIDATES = {
                                           "layer's fixed offsets (the noun 1 and 4 back from <nl>) one rotation "
                                           "each: the same map (nl LD >= 0.8 for both swaps, all seeds), the route "
                                           "appearing earlier in training, and validity at least as high."),
+    "list-ep-LG-long": Candidate((*LIST, "--epithet", *LG, "--max-steps", "6000", "--lr", "3e-3"),
+                                 "the word level, written after list-LG-2layer-9k: `list-LG-long` (four layers, local "
+                                 "and global in turn) with the ending's own epithet before it ('a sleepy snake'), so "
+                                 "the first word that commits to the ending must name *which* word of the cell is "
+                                 "still free (not in line 1), one token before the noun; patching scores that epithet. "
+                                 "Four layers, because only a global layer before the last can let <nl> see which "
+                                 "of line 1's nouns are taken. Prediction: the same map as list-LG-long (nl LD rhyme "
+                                 "mixed over seeds, >= 0.8 in 1 or 2 of 3; nl LD cue < 0.3 in every seed): the epithet "
+                                 "is chosen where the ending was, from the same reads; valid >= 0.7, below "
+                                 "list-LG-long's 0.82 (one more word to get right)."),
     "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),

@@ -2,7 +2,8 @@
 
 Take two line 1s that differ in one word, A and B (a rhyme swap or a cue swap), with their clean
 endings e_A != e_B. Hold A's own line 2 (minus its ending) teacher-forced, so every run predicts the
-ending from the same line-2 words:
+ending from the same line-2 words (with the `epithet` option, e_A and e_B are the epithets, the first
+words that commit to the ending: `couplet_rules.commit_split`):
 
     LD(run)  = logit[e_B] - logit[e_A]   at the position that predicts the ending
     runs     A (prompt A), B (prompt B), and A with B's activations copied in at some places
@@ -24,7 +25,7 @@ patch at a prompt position.
 import torch
 
 from data import ROLES
-from couplet_rules import roles
+from couplet_rules import commit_split, roles
 from interp.edits import Edit, activations, ending_logits, resid_hooks, write_line2
 from interp.prompts import Clean, swap_pairs, well_formed
 from interp.stats import rate, ratio_of_sums
@@ -35,12 +36,12 @@ def pair_runs(model, world, pairs, clean):
     prefix, both endings' ids, LD_A and LD_B, B's residuals (prompt B + A's prefix) and A's roles."""
     a_l2, b_l2 = clean([a for a, _ in pairs]), clean([b for _, b in pairs])
     keep = [i for i in range(len(pairs)) if well_formed(a_l2[i]) and well_formed(b_l2[i])
-            and a_l2[i][-1] != b_l2[i][-1]]
+            and commit_split(a_l2[i])[1] != commit_split(b_l2[i])[1]]
     a = [pairs[i][0] for i in keep]
     b = [pairs[i][1] for i in keep]
-    prefix = [a_l2[i][:-1] for i in keep]
-    ea = torch.tensor([world.stoi[a_l2[i][-1]] for i in keep], dtype=torch.long)
-    eb = torch.tensor([world.stoi[b_l2[i][-1]] for i in keep], dtype=torch.long)
+    prefix = [commit_split(a_l2[i])[0] for i in keep]
+    ea = torch.tensor([world.stoi[commit_split(a_l2[i])[1]] for i in keep], dtype=torch.long)
+    eb = torch.tensor([world.stoi[commit_split(b_l2[i])[1]] for i in keep], dtype=torch.long)
     hooks = resid_hooks(model.cfg)
     run = {"a": a, "b": b, "prefix": prefix, "ea": ea, "eb": eb, "hooks": hooks, "n_dropped": len(pairs) - len(keep),
            "b_endings": [b_l2[i][-1] for i in keep],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import random
 
 from couplet_rules import parse_line1, roles
-from lexicon import NOUNS, article, valid_endings
+from lexicon import NOUNS, EPITHETS, article, valid_endings
 from interp.edits import write_line2
 
 
@@ -52,7 +52,10 @@ class Clean:
 
 
 def well_formed(line2):
-    """A line 2 with at least a/an and a noun at its end: the ending can be scored teacher-forced."""
+    """A line 2 with at least a/an and a noun at its end (an epithet may stand between them): the word
+    that commits to the ending can be scored teacher-forced."""
+    if len(line2) >= 4 and line2[-2] in EPITHETS:
+        line2 = line2[:-2] + line2[-1:]
     return len(line2) >= 3 and line2[-1] in NOUNS and line2[-2] in ("a", "an")
 
 

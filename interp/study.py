@@ -81,6 +81,9 @@ def random_init(model, seed):
 
 
 def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path=None):
+    if world.config.epithet:  # its probes, runner-ups and features would score the noun after the epithet it copies
+        raise ValueError("the study scores the ending noun; an --epithet world is measured by the world search "
+                         "(python worlds.py --search) alone")
     model.eval()
     L = model.cfg.n_layer
     out = {"config": asdict(cfg), "n_layer": L}

@@ -1,8 +1,8 @@
 import pytest
 
 from data import CoupletWorld, WorldConfig, ROLES
-from couplet_rules import check_couplet, roles, parse_line1
-from lexicon import NOUNS, FAMILIES, MEANINGS, cell_words, valid_endings, syllables
+from couplet_rules import check_couplet, commit_split, roles, parse_line1
+from lexicon import NOUNS, FAMILIES, MEANINGS, EPITHETS, cell_words, epithet, valid_endings, syllables
 from conftest import TINY_WORLD
 
 
@@ -139,3 +139,30 @@ def test_majority_meaning_is_the_meaning_most_nouns_share_and_its_swaps_change_i
             assert len(a) == len(b) and roles(a, config=cfg) == roles(b, config=cfg)
     with pytest.raises(ValueError, match="--meaning majority"):
         WorldConfig(grammar="classic", meaning="majority").validate()
+
+
+def test_epithet_world_names_which_word_before_the_word_and_the_judge_holds_it_to_that():
+    """Every cell's words take different epithets, so the epithet is the first word that commits to the
+    ending; the other worlds keep their vocabulary and token ids."""
+    for m in MEANINGS:
+        for f in FAMILIES:
+            words = cell_words(m, f)
+            assert len({epithet(w) for w in words}) == len(words)
+    cfg = WorldConfig(n_train=2000, n_test=40, grammar="list", epithet=True)
+    world = CoupletWorld(cfg)
+    assert world.itos[:-len(EPITHETS)] == CoupletWorld(WorldConfig(grammar="list")).itos == CoupletWorld().itos
+    for c in world.split("train")[:500]:
+        assert check_couplet(c.line1, c.line2, cfg) == [], c.text()
+        assert c.line2[-2] == epithet(c.line2[-1]) and c.line2[-3] == "a"
+        r = roles(c.line1, c.line2, cfg)
+        assert r[-3:] == ["end_art", "end_epithet", "ending"] and set(r) <= set(ROLES)
+        assert commit_split(c.line2) == (c.line2[:-2], c.line2[-2])
+    assert max(len(world.couplet_ids(c)) for c in world.split("train")) <= world.max_len()
+    c = world.split("train")[0]
+    other = next(e for e in EPITHETS if e != c.line2[-2])
+    assert check_couplet(c.line1, c.line2[:-2] + [other, c.line2[-1]], cfg) == ["grammar"]  # another word's epithet
+    assert check_couplet(c.line1, c.line2[:-2] + c.line2[-1:], cfg) == ["grammar"]  # no epithet
+    assert check_couplet(c.line1, c.line2[:-3] + ["an"] + c.line2[-2:], cfg) == ["article"]  # agrees with the epithet
+    assert commit_split(["then", "he", "saw", "a", "cat"]) == (["then", "he", "saw", "a"], "cat")
+    with pytest.raises(ValueError, match="--epithet needs --grammar list"):
+        WorldConfig(epithet=True).validate()

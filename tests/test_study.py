@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data import CoupletWorld, WorldConfig
-from lexicon import NOUNS, article
+from lexicon import NOUNS, EPITHETS, article
 from model import GPT, GPTConfig, load_checkpoint
 from interp.directions import contrastive, random_like, word_directions
 from interp.edits import Edit, ending_logits, resid_hooks, write_line2, activations
@@ -75,6 +75,24 @@ def test_full_column_patch_effect_is_zero_with_itself_and_one_with_B():
         patched = [s * x for s, x in zip(sign, ld(ending_logits(model, world, a, prefix, edits)))]
         e = ratio_of_sums([x - y for x, y in zip(patched, ld_a)], [y - x for x, y in zip(ld_a, ld_b)])
         assert e["value"] == pytest.approx(expect, abs=1e-4)
+
+
+def test_with_epithets_patching_scores_the_epithet_not_the_noun_that_copies_it():
+    """A line 2 that names its ending's epithet before the noun is scored at the epithet: the prefix stops
+    before it and the two endings compared are epithets (a noun after its epithet is a copy)."""
+    from interp.patching import pair_runs
+    from interp.prompts import swap_pairs
+    world = CoupletWorld(WorldConfig(n_train=3000, n_test=200, grammar="list", epithet=True))
+    model = random_model(world, seed=1)
+    line2 = {tuple(c.line1): c.line2 for c in world.split("test")}
+    clean = lambda l1s: [line2.get(tuple(l), ["then", "he", "saw", "a", "funny", "cat"]) for l in l1s]
+    run = pair_runs(model, world, swap_pairs(world, list(map(list, line2))[:60], "rhyme"), clean)
+    assert len(run["a"]) > 10
+    for a, prefix, ea, eb in zip(run["a"], run["prefix"], run["ea"], run["eb"]):
+        assert prefix == clean([a])[0][:-2] and prefix[-1] == "a"
+        assert world.itos[ea] in EPITHETS and world.itos[eb] in EPITHETS and ea != eb
+    with pytest.raises(ValueError, match="world search"):
+        study(model, world)
 
 
 def test_patching_only_the_layers_a_site_needs_gives_the_same_effects_there():
