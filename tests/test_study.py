@@ -95,6 +95,21 @@ def test_with_epithets_patching_scores_the_epithet_not_the_noun_that_copies_it()
         study(model, world)
 
 
+def test_every_column_patches_each_position_but_the_one_writing_the_ending(monkeypatch):
+    """With line 2s that can be scored (the world's own, here), every prompt and line-2 position gets an
+    effect, the line break included, and the position that writes the ending is left out."""
+    from interp import patching
+    world = CoupletWorld(LIST)
+    line2 = {tuple(c.line1): c.line2 for c in world.split("test")}
+    monkeypatch.setattr(patching, "Clean", lambda model, world: lambda l1s: [
+        line2.get(tuple(l), ["then", "he", "saw", "a", "cat"]) for l in l1s])
+    out = patching.every_column(random_model(world, seed=1), world, list(map(list, line2))[:40], n_pairs=40)
+    for slot in ("rhyme", "cue"):
+        assert out[slot]["n_pairs"] > 10
+        assert "end_art" not in out[slot] and {"nl", "rhyme", "l2_pronoun"} <= set(out[slot])
+        assert all(v is None or -50 < v < 50 for k, v in out[slot].items() if k != "n_pairs")
+
+
 def test_patching_only_the_layers_a_site_needs_gives_the_same_effects_there():
     """Choosing a site needs single-layer patches at layers >= 1 only; computing just those changes none of them."""
     from interp.patching import patching
