@@ -20,6 +20,7 @@ import time
 from data import world_from_dict
 from model import load_checkpoint
 from interp.patching import through_training, every_column
+from interp.stats import rate
 from plumbing import cli
 from plumbing.files import write_json
 
@@ -243,15 +244,28 @@ def search(out, names, seeds, parallel):
                 rows.append(json.load(open(path)))
         if not rows:
             continue
-        table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows}
+        table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows,
+                       "plans": plans(rows)}
     write_json(os.path.join(out, "search.json"), table)
     print_table(table)
+
+
+PLANS_AT = 0.8  # the issue's bar: the line break's column moves the ending at least this far
+
+
+def plans(rows):
+    """How many seeds route a fact through the line break (final weights, LD >= PLANS_AT): the rhyme, the
+    meaning, and both. A seed with no pair for a fact (None) does not count as routing it."""
+    at = lambda r, slot: (r["final"][slot]["nl_column"] or 0) >= PLANS_AT
+    return {"rhyme": rate([at(r, "rhyme") for r in rows]), "meaning": rate([at(r, "cue") for r in rows]),
+            "both": rate([at(r, "rhyme") and at(r, "cue") for r in rows])}
 
 
 def print_table(table):
     def f(v):
         return "  -  " if v is None else f"{v:5.2f}"
-    print(f"{'world':22} {'seeds':>5} {'valid':>13} {'nl LD rhyme':>13} {'nl LD cue':>13} {'rhyme>=1 LD':>13}")
+    print(f"{'world':22} {'seeds':>5} {'valid':>13} {'nl LD rhyme':>13} {'nl LD cue':>13} {'rhyme>=1 LD':>13} "
+          f"{'seeds planning (rhyme, meaning, both)':>38}")
     for name, t in table.items():
         rows = t["seeds"]
         if not rows:
@@ -263,7 +277,8 @@ def print_table(table):
             return "      -      " if not vals else f"{sum(vals) / len(vals):5.2f} [{min(vals):.2f}-{max(vals):.2f}]"
         print(f"{name:22} {len(rows):>5} {span(lambda r: r['test']['valid']):>13} "
               f"{span(lambda r: r['final']['rhyme']['nl_column']):>13} {span(lambda r: r['final']['cue']['nl_column']):>13} "
-              f"{span(lambda r: r['final']['rhyme']['rhyme_column_from1']):>13}")
+              f"{span(lambda r: r['final']['rhyme']['rhyme_column_from1']):>13} "
+              f"{'   '.join(str(t['plans'][f]['k']) for f in ('rhyme', 'meaning', 'both')):>38}")
 
 
 def main(argv=None):

@@ -19,6 +19,14 @@ def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, 
         assert set(row["final"]) >= {"rhyme", "cue"} and 0 <= row["test"]["valid"] <= 1
         # every position's patch at the final weights (what it holds: test_study's every_column test)
         assert set(row["final_columns"]) == {"rhyme", "cue"}
-    assert "tiny" in capsys.readouterr().out  # the printed table
+    printed = capsys.readouterr().out  # the printed table
+    assert "tiny" in printed and "seeds planning" in printed
     html = search_section({"search": table})
     assert html.count("tiny seed") == 4 and "a prediction, written first" in html  # each seed in both figures
+    assert table["tiny"]["plans"]["both"]["n"] == 2 and "How often a seed plans" in html
+
+
+def test_a_seed_plans_a_fact_when_the_line_break_moves_it_at_least_the_bar():
+    row = lambda rhyme, cue: {"final": {"rhyme": {"nl_column": rhyme}, "cue": {"nl_column": cue}}}
+    got = worlds.plans([row(0.9, 0.85), row(0.95, None), row(0.79, 1.0), row(None, 0.1)])
+    assert [got[f]["k"] for f in ("rhyme", "meaning", "both")] == [2, 2, 1] and got["both"]["n"] == 4
