@@ -236,12 +236,13 @@ def search(out, names, seeds, parallel):
     run_jobs(train_jobs, parallel)
     run_jobs(measure_jobs, parallel)
     table = {}
-    for name in CANDIDATES:  # every candidate measured so far in this folder, not only this call's
+    for name in CANDIDATES:  # every candidate and seed measured so far in this folder, not only this call's
         rows = []
-        for seed in range(seeds):
+        for seed in range(1000):
             path = os.path.join(out, name, f"seed{seed}", "search_row.json")
-            if os.path.exists(path):
-                rows.append(json.load(open(path)))
+            if not os.path.exists(path):
+                break
+            rows.append(json.load(open(path)))
         if not rows:
             continue
         table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows,

@@ -19,6 +19,8 @@ def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, 
         assert set(row["final"]) >= {"rhyme", "cue"} and 0 <= row["test"]["valid"] <= 1
         # every position's patch at the final weights (what it holds: test_study's every_column test)
         assert set(row["final_columns"]) == {"rhyme", "cue"}
+    worlds.search(str(tmp_path), ["tiny"], seeds=1, parallel=2)  # a later call with fewer seeds keeps them all
+    assert len(json.loads((tmp_path / "search.json").read_text())["tiny"]["seeds"]) == 2
     printed = capsys.readouterr().out  # the printed table
     assert "tiny" in printed and "seeds planning" in printed
     html = search_section({"search": table})
