@@ -153,7 +153,7 @@ CANDIDATES = {
                                           "appearing earlier in training, and validity at least as high."),
     "list-ep-LG-long": Candidate((*LIST, "--epithet", *LG, "--max-steps", "6000", "--lr", "3e-3"),
                                  "the word level, written after list-LG-2layer-9k: `list-LG-long` (four layers, local "
-                                 "and global in turn) with the ending's own epithet before it ('a sleepy snake'), so "
+                                 "and global in turn) with the ending's own epithet before it ('a funny snake'), so "
                                  "the first word that commits to the ending must name *which* word of the cell is "
                                  "still free (not in line 1), one token before the noun; patching scores that epithet. "
                                  "Four layers, because only a global layer before the last can let <nl> see which "
