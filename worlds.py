@@ -161,6 +161,17 @@ CANDIDATES = {
                                  "mixed over seeds, >= 0.8 in 1 or 2 of 3; nl LD cue < 0.3 in every seed): the epithet "
                                  "is chosen where the ending was, from the same reads; valid >= 0.7, below "
                                  "list-LG-long's 0.82 (one more word to get right)."),
+    "list-ep-LG-2layer-long": Candidate((*LIST, "--epithet", *LG, "--n-layer", "2", "--max-steps", "6000",
+                                         "--lr", "3e-3"),
+                                        "written after list-ep-LG-long (the rhyme moved from line 1 to line 2's "
+                                        "pronoun, never the line break): the word level on the two-layer world, whose "
+                                        "rhyme went through <nl> in all 3 seeds. After the local layer both <nl> and "
+                                        "line 2's pronoun hold line 1's last noun (the pronoun is at most 4 tokens "
+                                        "after it); only <nl> also holds the meaning noun. Prediction: the rhyme read "
+                                        "from <nl> or the pronoun (the two together >= 0.8 in every seed), <nl> alone "
+                                        ">= 0.8 in at most 1 of 3; line 1's rhyme word (layers >= 1) <= 0.2; the "
+                                        "meaning from line 1's last article or <nl>, <nl> >= 0.8 in at most 1 of 3; "
+                                        "valid >= 0.8 (the epithet raised it with four layers)."),
     "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
