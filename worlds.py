@@ -248,12 +248,10 @@ def search(out, names, seeds, parallel):
     run_jobs(measure_jobs, parallel)
     table = {}
     for name in CANDIDATES:  # every candidate and seed measured so far in this folder, not only this call's
-        rows = []
-        for seed in range(1000):
-            path = os.path.join(out, name, f"seed{seed}", "search_row.json")
-            if not os.path.exists(path):
-                break
-            rows.append(json.load(open(path)))
+        here = os.path.join(out, name)
+        found = sorted(int(d[4:]) for d in os.listdir(here) if d.startswith("seed") and d[4:].isdigit()) if os.path.isdir(here) else []
+        rows = [{"seed": k, **json.load(open(os.path.join(here, f"seed{k}", "search_row.json")))} for k in found
+                if os.path.exists(os.path.join(here, f"seed{k}", "search_row.json"))]
         if not rows:
             continue
         table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows,

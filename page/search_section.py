@@ -23,7 +23,7 @@ def search(results):
     rows = []
     for name, t in s.items():
         for k, r in enumerate(t["seeds"]):
-            rows.append([escape(name), str(k), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
+            rows.append([escape(name), str(r.get("seed", k)), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
                          num(r["final"]["cue"]["nl_column"]), num(r["final"]["rhyme"]["rhyme_column_from1"]),
                          f'{r["final"]["rhyme"]["n_pairs"]} / {r["final"]["cue"]["n_pairs"]}',
                          " / ".join(strongest_other(r, slot) for slot in ("rhyme", "cue")),
@@ -36,7 +36,7 @@ def search(results):
         for k, (name, t) in enumerate(s.items()):
             for j, r in enumerate(t["seeds"]):  # one line per seed, one colour per world
                 by_step = {row["step"]: row[slot]["nl_column"] for row in r["curve"]}
-                series.append((f"{name} seed {j}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
+                series.append((f"{name} seed {r.get('seed', j)}", colours[k % len(colours)], [by_step.get(x) for x in steps]))
         counts = [row[slot]["n_pairs"] for t in s.values() for r in t["seeds"] for row in r["curve"]
                   if row[slot]["nl_column"] is not None]
         fig += curves(steps, series, f"Does the line break carry {fact}, through training?", "training step",
