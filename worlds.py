@@ -249,7 +249,8 @@ def search(out, names, seeds, parallel):
     table = {}
     for name in CANDIDATES:  # every candidate and seed measured so far in this folder, not only this call's
         here = os.path.join(out, name)
-        found = sorted(int(d[4:]) for d in os.listdir(here) if d.startswith("seed") and d[4:].isdigit()) if os.path.isdir(here) else []
+        found = sorted(int(d[4:]) for d in (os.listdir(here) if os.path.isdir(here) else [])
+                       if d.startswith("seed") and d[4:].isdigit())
         rows = [{"seed": k, **json.load(open(os.path.join(here, f"seed{k}", "search_row.json")))} for k in found
                 if os.path.exists(os.path.join(here, f"seed{k}", "search_row.json"))]
         if not rows:
