@@ -102,11 +102,16 @@ def _parse_classic_line1(words):
     return Line1(words[0], nouns + [rhyme], cue, rhyme, roles)
 
 
+def has_epithet(line2):
+    """Whether an epithet stands before line 2's last word (the `epithet` option: "... a funny snake")."""
+    return len(line2) >= 3 and line2[-2] in EPITHETS
+
+
 def commit_split(line2):
     """(prefix, word): line 2 cut before the first word that commits to its ending word — the ending,
     or its epithet when one stands before it (the `epithet` option). A teacher-forced measurement
     scores `word` after `prefix`: scoring a later word would let the model copy what it already wrote."""
-    k = len(line2) - (2 if len(line2) >= 3 and line2[-2] in EPITHETS else 1)
+    k = len(line2) - (2 if has_epithet(line2) else 1)
     return line2[:k], line2[k]
 
 
@@ -116,7 +121,7 @@ def line2_roles(line2, config=WorldConfig()):
     'end_epithet' and 'ending' when an epithet stands before the ending)."""
     n = len(line2)
     roles = ["l2_other"] * n
-    tail = ["end_art", "end_epithet", "ending"] if n >= 3 and line2[-2] in EPITHETS else ["end_art", "ending"]
+    tail = ["end_art", "end_epithet", "ending"] if has_epithet(line2) else ["end_art", "ending"]
     roles[max(0, n - len(tail)):] = tail[max(0, len(tail) - n):]
     n_tail = len(tail)
     p = next((i for i, w in enumerate(line2[:-n_tail]) if w in PRONOUNS), None)

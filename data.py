@@ -88,9 +88,6 @@ ROLES = ("bos", "pre1", "pre2", "pronoun", "seen",
          "y1_art", "y1", "y2_link", "y2_art", "y2",             # list: line 2's other nouns
          "end_link", "end_art", "end_epithet", "ending",        # end_epithet: with the `epithet` option
          "eos", "l2_other")                                     # l2_other: a line 2 that does not parse
-LINE2_ROLES = ROLES[ROLES.index("l2_open1"):]
-
-
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ The clean line 2 of each prompt is written once (`Clean`) and handed to every ex
 from dataclasses import dataclass
 import random
 
-from couplet_rules import parse_line1, roles
-from lexicon import NOUNS, EPITHETS, article, valid_endings
+from couplet_rules import commit_split, parse_line1, roles
+from lexicon import NOUNS, article, valid_endings
 from interp.edits import write_line2
 
 
@@ -54,9 +54,10 @@ class Clean:
 def well_formed(line2):
     """A line 2 with at least a/an and a noun at its end (an epithet may stand between them): the word
     that commits to the ending can be scored teacher-forced."""
-    if len(line2) >= 4 and line2[-2] in EPITHETS:
-        line2 = line2[:-2] + line2[-1:]
-    return len(line2) >= 3 and line2[-1] in NOUNS and line2[-2] in ("a", "an")
+    if not line2 or line2[-1] not in NOUNS:
+        return False
+    prefix = commit_split(line2)[0]
+    return len(prefix) >= 2 and prefix[-1] in ("a", "an")
 
 
 # ---- swap pairs -----------------------------------------------------------------------------------
