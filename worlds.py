@@ -268,7 +268,7 @@ def plans(rows):
     """How many seeds route a fact through the line break (final weights, LD >= PLANS_AT): the rhyme, the
     meaning, and both. A seed with no pair for a fact (None) does not count as routing it."""
     at = lambda r, slot: (r["final"][slot]["nl_column"] or 0) >= PLANS_AT
-    return {"rhyme": rate([at(r, "rhyme") for r in rows]), "meaning": rate([at(r, "cue") for r in rows]),
+    return {"at": PLANS_AT, "rhyme": rate([at(r, "rhyme") for r in rows]), "meaning": rate([at(r, "cue") for r in rows]),
             "both": rate([at(r, "rhyme") and at(r, "cue") for r in rows])}
 
 

@@ -45,11 +45,13 @@ def search(results):
                       f"({min(counts, default=0)} to {max(counts, default=0)} here: early checkpoints have few, "
                       "and their effects, sometimes outside [0, 1], are drawn at the edge). A route that appears and "
                       "then falls shows as a rise and a drop.")
+    planned = {name: t["plans"] for name, t in s.items() if "plans" in t}
+    bar = num(next(iter(planned.values()))["at"], 1) if planned else "–"
     plans = table(["world", "seeds", "rhyme at the line break", "meaning at the line break", "both"],
-                   [[escape(name), str(len(t["seeds"])), *(rate(t["plans"][f]) for f in ("rhyme", "meaning", "both"))]
-                    for name, t in s.items() if "plans" in t])
+                  [[escape(name), str(p["rhyme"]["n"]), *(rate(p[f]) for f in ("rhyme", "meaning", "both"))]
+                   for name, p in planned.items()])
     return ("<h2>The world search (predictions written before the runs)</h2>" + fig +
-            "<p>How often a seed plans: the seeds whose line break, patched alone, moves the ending at least 0.8 of "
+            f"<p>How often a seed plans: the seeds whose line break, patched alone, moves the ending at least {bar} of "
             "the way (normalized LD, final weights), for each fact and for both at once. A few seeds per world, so "
             "the intervals are wide: this says which worlds <em>can</em> plan and roughly how often.</p>" + plans +
             table(["world", "seed", "valid", "nl LD rhyme", "nl LD cue", "rhyme word, layers >= 1",

@@ -26,6 +26,7 @@ def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, 
     html = search_section({"search": table})
     assert html.count("tiny seed") == 4 and "a prediction, written first" in html  # each seed in both figures
     assert table["tiny"]["plans"]["both"]["n"] == 2 and "How often a seed plans" in html
+    assert f"at least {worlds.PLANS_AT:.1f} of the way" in html  # the bar the counts used, from search.json
 
 
 def test_a_seed_plans_a_fact_when_the_line_break_moves_it_at_least_the_bar():
