@@ -46,7 +46,7 @@ def search(results):
                       "and their effects, sometimes outside [0, 1], are drawn at the edge). A route that appears and "
                       "then falls shows as a rise and a drop.")
     planned = {name: t["plans"] for name, t in s.items() if "plans" in t}
-    bar = num(next(iter(planned.values()))["at"], 1) if planned else "–"
+    bar = num(next(iter(planned.values())).get("at"), 1) if planned else "–"
     plans = table(["world", "seeds", "rhyme at the line break", "meaning at the line break", "both"],
                   [[escape(name), str(p["rhyme"]["n"]), *(rate(p[f]) for f in ("rhyme", "meaning", "both"))]
                    for name, p in planned.items()])
