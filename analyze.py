@@ -25,7 +25,7 @@ from lexicon import NOUNS, MEANINGS, FAMILIES
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
-from interp.study import StudyConfig, study, headline, HEADLINE, featured_graph
+from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS, featured_graph
 from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
 from plumbing import cli
@@ -71,16 +71,15 @@ def trained_runs(cfg):
 
 
 def aggregate(per_seed):
-    """The headline over seeds: each key's mean, and `<key>_range` = [min, max]."""
+    """The headline over seeds: each key's mean and `<key>_range` = [min, max] (every key means one
+    thing in every seed, so the mean is of like with like); the sites, which differ between seeds,
+    as the list of each seed's; `n` as each key's per-seed n."""
     out = {"n_seeds": len(per_seed)}
     for k in HEADLINE:
-        vals = [h[k] for h in per_seed]
-        if k.endswith("_ci"):
-            got = [v for v in vals if v]
-            out[k] = [sum(v[0] for v in got) / len(got), sum(v[1] for v in got) / len(got)] if got else None
-            out[k + "_range"] = [min(v[0] for v in got), max(v[1] for v in got)] if got else None
-        else:
-            out[k], out[k + "_range"] = over_seeds(vals)
+        out[k], out[k + "_range"] = over_seeds([h[k] for h in per_seed])
+    for k in SITE_KEYS:
+        out[k] = [h[k] for h in per_seed]
+    out["n"] = {k: [h["n"].get(k) for h in per_seed] for k in HEADLINE}
     return out
 
 
@@ -121,7 +120,9 @@ def run(cfg, scfg, jobs=1, threads=None):
         per_seed = [{"seed": seed, **headline(r)} for seed, r in mine]
         # a seed can leave a number unmeasured (no pair with two different endings): say how many seeds it rests on
         measured = {k: sum(h[k] is not None for h in per_seed) for k in HEADLINE}
-        results["models"][name] = {"what": worlds.MODELS[name].what, "headline": aggregate(per_seed),
+        results["models"][name] = {"what": worlds.MODELS[name].what,
+                                   "shape_prediction": worlds.MODELS[name].shape_prediction,
+                                   "headline": aggregate(per_seed),
                                    "headline_seeds_measured": measured, "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")
     if os.path.exists(search):

@@ -8,7 +8,8 @@
   suppress     x -= s * c_planned     remove the planned word's contrastive direction; the outcome
                                       of every prompt is classed, free and with the clean opener
                                       teacher-forced (a switch of the plan vs a switch through the opener)
-  sweep        add_only of the same word at every (layer, position), with directions fit there
+  sweep        add_only of a word differing in one fact at every (layer, position), with directions
+               fit there and each cell's scale chosen on select
   resample     keys and values of one position replaced by another prompt's (resample ablation)
 
 Scales are chosen on *select* prompts and every rate is reported on *report* prompts.
@@ -50,18 +51,24 @@ def at_site(world, site, line1s, vectors, op="add"):
     return out
 
 
+KINDS = {  # what the injected word changes, relative to the planned ending
+    "other_rhyme": lambda w, e: w.family != e.family and w.meaning == e.meaning,
+    "other_meaning": lambda w, e: w.family == e.family and w.meaning != e.meaning,
+    "two_facts": lambda w, e: w.family != e.family and w.meaning != e.meaning,
+}
+
+
 def injection_targets(world, line1s, endings, words, kind, seed=0):
-    """A word to inject per prompt, among `words` (those with a direction), not in line 1:
-    kind 'two_facts' = other meaning and other family than the clean ending; 'one_fact' = same
-    meaning, other family. None where the clean ending is not a noun or no word qualifies."""
+    """A word to inject per prompt, among `words` (those with a direction), not in line 1, differing
+    from the clean ending as KINDS[kind] says. None where the clean ending is not a noun or no word
+    qualifies."""
     rng = random.Random(f"{seed}-{kind}")
     out = []
     for l1, e in zip(line1s, endings):
         if e not in NOUNS:
             out.append(None)
             continue
-        ok = [w for w in sorted(words) if w not in l1 and NOUNS[w].family != NOUNS[e].family and
-              (NOUNS[w].meaning != NOUNS[e].meaning if kind == "two_facts" else NOUNS[w].meaning == NOUNS[e].meaning)]
+        ok = [w for w in sorted(words) if w not in l1 and KINDS[kind](NOUNS[w], NOUNS[e])]
         out.append(rng.choice(ok) if ok else None)
     return out
 
@@ -109,6 +116,9 @@ def secondary_rows(model, world, site, line1s, targets, endings, dirs, means):
 
 
 # ---- suppression ---------------------------------------------------------------------------------
+def is_edit(v, tol=1e-6):
+    """A vector that changes the residual: not exactly (or numerically) zero."""
+    return v is not None and v.norm().item() > tol
 OUTCOMES = ("same", "runner_up", "same_rhyme_other_meaning", "same_meaning_other_rhyme", "other")
 
 
@@ -146,11 +156,17 @@ def outcome(written, planned, runner):
 
 def suppress(model, world, site, line1s, clean_l2s, runners, cdirs, scale):
     """Outcome counts of subtracting scale * c_planned at the site, free and with the clean opener
-    teacher-forced; `runner_up_rate` of each, and how often the free opener changed."""
-    rows = [i for i, l2 in enumerate(clean_l2s) if ending(l2) in cdirs and runners[i] is not None]
+    teacher-forced; `runner_up_rate` of each, and how often the free opener changed. Only prompts whose
+    edit exists count: a word alone in its cell with a direction has c_w = 0 exactly (counted apart,
+    as `n_zero_edit`), and one without a direction has none (`n_no_direction`)."""
+    with_dir = [i for i, l2 in enumerate(clean_l2s) if ending(l2) in cdirs and runners[i] is not None]
+    rows = [i for i in with_dir if is_edit(cdirs[ending(clean_l2s[i])])]
     l1s = [line1s[i] for i in rows]
     edits = at_site(world, site, l1s, [-scale * cdirs[ending(clean_l2s[i])] for i in rows])
-    out = {"n": len(rows), "scale": scale}
+    norms = sorted(scale * cdirs[ending(clean_l2s[i])].norm().item() for i in rows)
+    out = {"n": len(rows), "scale": scale, "n_zero_edit": len(with_dir) - len(rows),
+           "n_no_direction": sum(runners[i] is not None for i in range(len(line1s))) - len(with_dir),
+           "edit_norm": {"min": norms[0], "median": norms[len(norms) // 2], "max": norms[-1]} if norms else None}
     for mode, forced in (("free", None), ("opener_forced", [opener(clean_l2s[i]) for i in rows])):
         written = write_line2(model, world, l1s, edits, forced)
         kinds = [outcome(w, ending(clean_l2s[i]), runners[i]) for w, i in zip(written, rows)]
@@ -163,28 +179,42 @@ def suppress(model, world, site, line1s, clean_l2s, runners, cdirs, scale):
 
 
 # ---- the sweep -----------------------------------------------------------------------------------
-def sweep(model, world, line1s, targets, fit_dirs_at, layers, roles, scale, site):
+def sweep(model, world, select, report, fit_dirs_at, layers, roles, site, scales=(1.0, 4.0), seed=0):
     """Add-only injection of each prompt's target at every (layer, role) cell, with directions fit at
-    that cell (`fit_dirs_at(layer, role)` -> {word: d}). Returns the rate map, the site's rate and
-    the best other cell's rate, each with n and CI."""
-    grid, best = [], None
+    that cell (`fit_dirs_at(layer, role)` -> {word: d}). select / report: (line1s, targets). Each cell's
+    scale is chosen on select (rate minus its random control), and so is the best cell other than the
+    site; every reported rate is the report prompts' at the chosen scale, with its n and CI. The targets
+    should differ from the plan in one fact, so every cell that holds that fact can write them."""
+    grid, chosen, on_select = [], [], {}
     for layer in layers:
-        row = []
+        row, srow = [], []
         for role in roles:
-            dirs = fit_dirs_at(layer, role)
-            cell = Site(layer, role)
-            vecs = [dirs[t] * scale if t in dirs else None for t in targets]
-            r = hit_rate(model, world, line1s, at_site(world, cell, line1s, vecs), targets)
-            row.append(r)
-            if cell != site and r["n"] and (best is None or r["rate"] > best[1]["rate"]):
-                best = (cell, r)
+            dirs, cell = fit_dirs_at(layer, role), Site(layer, role)
+            curve = {}
+            for s in scales:
+                d = [dirs.get(t) * s if t in dirs else None for t in select[1]]
+                curve[str(s)] = {"inject": hit_rate(model, world, select[0], at_site(world, cell, select[0], d), select[1]),
+                                 "random": hit_rate(model, world, select[0], at_site(
+                                     world, cell, select[0], [random_like(v, seed + i) if v is not None else None
+                                                              for i, v in enumerate(d)]), select[1])}
+            s = float(best_scale(curve))
+            on_select[(layer, role)] = curve[str(s)]["inject"]["rate"] or 0.0
+            vecs = [dirs[t] * s if t in dirs else None for t in report[1]]
+            row.append(hit_rate(model, world, report[0], at_site(world, cell, report[0], vecs), report[1]))
+            srow.append(s)
         grid.append(row)
-    site_rate = grid[layers.index(site.layer)][roles.index(site.role)] if site.layer in layers and \
-        site.role in roles else None
-    return {"layers": [f"L{l}" for l in layers], "roles": list(roles), "scale": scale,
+        chosen.append(srow)
+    others = [c for c in on_select if Site(*c) != site]
+    best = max(others, key=lambda c: (on_select[c], -c[0]), default=None)
+
+    def at(c):
+        return grid[layers.index(c[0])][roles.index(c[1])]
+    has_site = site.layer in layers and site.role in roles
+    return {"layers": [f"L{l}" for l in layers], "roles": list(roles), "scale": chosen,
             "rate": [[r["rate"] for r in row] for row in grid], "n": [[r["n"] for r in row] for row in grid],
-            "site": site.as_dict(), "site_rate": site_rate,
-            "best_other": None if best is None else {**best[0].as_dict(), **best[1]}}
+            "site": site.as_dict(), "site_rate": at((site.layer, site.role)) if has_site else None,
+            "best_other": None if best is None else {"layer": best[0], "role": best[1], "select": on_select[best],
+                                                     **at(best)}}
 
 
 # ---- resample ablation ---------------------------------------------------------------------------

@@ -25,6 +25,12 @@ patch at a prompt position.
 import torch
 
 from data import ROLES
+
+# One bar for "a position carries a fact", used by the search, the study and the page: its column
+# moves the ending at least this far (normalized LD); below WEAK it is "not used". Every per-seed LD
+# is shown with its bootstrap interval, so a value near the bar reads as the coin toss it is.
+CARRIES = 0.8
+WEAK = 0.2
 from couplet_rules import commit_split, roles
 from interp.edits import Edit, activations, ending_logits, resid_hooks, write_line2
 from interp.prompts import Clean, swap_pairs, well_formed

@@ -6,6 +6,7 @@ model's own words, minus the ending):
   family   the rhyme family the ending must have (a function of line 1: the same labels for every model)
   meaning  the meaning the ending must have (likewise)
   ending   the word the model itself writes at the end of line 2
+  length   that word's syllables: the line's shape, which the meter ties to the opener
 Controls beside each map: the same probe on a random-init model of the same shape (fed the same
 tokens) and on shuffled labels (Othello-GPT practice).
 """
@@ -18,6 +19,7 @@ from couplet_rules import parse_line1, roles
 from lexicon import NOUNS, FAMILIES, MEANINGS
 from interp.edits import activations, resid_hooks
 from interp.prompts import well_formed
+from interp.stats import rate
 
 
 def ridge_probe(x_fit, y_fit, x_test, y_test, n_classes, lam=1.0):
@@ -36,6 +38,8 @@ def labels(world, line1s, line2s, target):
     if target == "ending":
         words = sorted(NOUNS)
         return [words.index(l2[-1]) if well_formed(l2) else None for l2 in line2s]
+    if target == "length":
+        return [NOUNS[l2[-1]].syllables if well_formed(l2) else None for l2 in line2s]
     out = []
     for l1 in line1s:
         p = parse_line1(l1, world.config)
@@ -65,7 +69,8 @@ def probe_maps(acts, control, y, hooks, present, min_rows=40, seed=0):
     gen = torch.Generator().manual_seed(seed)
     sets = [s for s in acts if s != "fit"]
     out = {"roles": present, "layers": [f"L{l}" for l in range(len(hooks))]}
-    for target, n_classes in (("family", len(FAMILIES)), ("meaning", len(MEANINGS)), ("ending", len(NOUNS))):
+    for target, n_classes in (("family", len(FAMILIES)), ("meaning", len(MEANINGS)), ("ending", len(NOUNS)),
+                              ("length", 1 + max(n.syllables for n in NOUNS.values()))):
         maps = {k: {s: [] for s in sets} for k in ("trained", "random_init", "shuffled_labels")}
         yf_all = y["fit"][target]
         for h in hooks:
@@ -120,3 +125,19 @@ def choose_sites(maps, layers, roles):
                      "random_init_report": m["random_init"]["report"][layer][j],
                      "majority_baseline": m["majority_baseline"]}
     return out
+
+
+def cell_favourite_rate(world, fit_l1s, fit_l2s, line1s, line2s):
+    """The baseline of an ending-word probe: predict, for each prompt, the ending the model wrote most
+    often on *fit* prompts of the same (meaning, family) cell. Greedy endings are nearly a function of
+    the cell, so a probe that reads the cell alone scores this much with no word-level plan."""
+    def cell(l1):
+        p = parse_line1(l1, world.config)
+        return NOUNS[p.cue].meaning, NOUNS[p.rhyme].family
+    seen = {}
+    for l1, l2 in zip(fit_l1s, fit_l2s):
+        if well_formed(l2):
+            seen.setdefault(cell(l1), Counter())[l2[-1]] += 1
+    hits = [seen[cell(l1)].most_common(1)[0][0] == l2[-1] if cell(l1) in seen else False
+            for l1, l2 in zip(line1s, line2s) if well_formed(l2)]
+    return rate(hits)

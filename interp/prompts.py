@@ -37,6 +37,17 @@ def prompt_sets(world, n_fit, n_select, n_report):
     return PromptSets(fit, test[n_report:n_report + n_select], test[:n_report]).check_disjoint()
 
 
+SEARCH_PROMPTS = 300
+
+
+def search_prompts(world, n=SEARCH_PROMPTS):
+    """The world search's own line 1s: the last n of the test split, never the study's select or report
+    prompts (the first ones), so a seed the search picks is not then reported on the prompts that
+    picked it."""
+    test = [c.line1 for c in world.split("test")]
+    return test[-n:]
+
+
 class Clean:
     """Line 2s the unedited model writes, computed once per prompt and reused by every experiment."""
 

@@ -4,20 +4,27 @@ The main model and every variant go through this one function, so every comparis
 Steps:
   1. quality        greedy line 2s on test line 1s, judged by couplet_rules.check_couplet
   2. prompts        three disjoint sets (fit / select / report); clean line 2s written once
-  3. probes         family, meaning and ending-word probes at every (layer, role), beside a
-                    random-init model and shuffled labels
+  3. probes         family, meaning, ending-word and ending-length probes at every (layer, role),
+                    beside a random-init model and shuffled labels
   4. sites          family, meaning and joint sites chosen on *select* pairs by single-layer patching
                     (interp/patching.choose_causal_sites); the probes' most readable cells beside them
   5. patching       rhyme-swap and cue-swap pairs: normalized logit-difference effects, single-layer
                     and full-column, at prompt and line-2 positions; free-generation top-1 beside them
-  6. directions     mean-difference and contrastive word directions at the joint site (fit prompts)
-  7. injection      add-only dose-response with its random control (scale chosen on select);
-                    steer and class-mean replace as secondary rows; one-fact and two-fact words
-  8. suppression    contrastive directions, every outcome counted, free and opener-forced
-  9. sweep          add-only at every (layer, prompt role), with directions fit at that cell
- 10. ablation       resample ablation of keys/values at nl, rhyme, cue and a control position
- 11. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
- 12. clt            (optional) a cross-layer transcoder judged at the ending token, with an
+  6. directions     mean-difference and contrastive word directions at the intervention site (fit prompts)
+  7. injection      add-only dose-response with its random control (scale chosen on select), for
+                    words of another rhyme, another meaning, and both; steer and class-mean replace as
+                    secondary rows
+  8. suppression    contrastive directions, counted only where the edit is not zero, free and
+                    opener-forced
+  9. sweep          add-only of one-fact words at every (layer, prompt role), directions fit and
+                    scale chosen at each cell on select; the best other cell chosen on select too
+ 10. ending probe   the ending-word probe at the line break beside the cell's favourite ending
+ 11. shape          (worlds with a meter) the line's shape: total, direct and mediated effects of the
+                    line break on the ending; opener-length patching; green and habit at the line
+                    break, judged by the couplet written (interp/shape.py)
+ 12. ablation       resample ablation of keys/values at nl, rhyme, cue and a control position
+ 13. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
+ 14. clt            (optional) a cross-layer transcoder judged at the ending token, with an
                     untrained transcoder's graph scores as the floor
 `headline(result)` flattens the numbers the README and the worlds table quote.
 """
@@ -35,7 +42,8 @@ from interp.composition import composition
 from interp.directions import word_directions, contrastive
 from interp.edits import ending, resid_hooks
 from interp.patching import patching, choose_causal_sites
-from interp.probes import by_role, labels, probe_maps, choose_sites, ridge_probe
+from interp.probes import by_role, labels, probe_maps, choose_sites, cell_favourite_rate
+from interp import shape
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
@@ -102,7 +110,7 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
     present = [r for r in acts["report"][1] if all(r in acts[k][1] for k in named)]
     acts = {k: v[0] for k, v in acts.items()}
     control_acts = {k: by_role(control, world, named[k], l2[k])[0] for k in named}
-    y = {k: {t: labels(world, named[k], l2[k], t) for t in ("family", "meaning", "ending")} for k in named}
+    y = {k: {t: labels(world, named[k], l2[k], t) for t in ("family", "meaning", "ending", "length")} for k in named}
     hooks = resid_hooks(model.cfg)
     maps = probe_maps(acts, control_acts, y, hooks, present)
     out["probes"] = maps
@@ -134,16 +142,16 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
                          "cell_mate_cosine": cell_mate_cosine(dirs)}
     planned = {k: [ending(x) if well_formed(x) else None for x in l2[k]] for k in ("select", "report")}
     inj = {}
-    for kind in ("two_facts", "one_fact"):
-        tgt = {k: iv.injection_targets(world, named[k], planned[k], dirs, kind, cfg.seed) for k in planned}
-        curve_sel = iv.add_only(model, world, site, sets.select, tgt["select"], dirs, seed=cfg.seed)
+    tgt = {kind: {k: iv.injection_targets(world, named[k], planned[k], dirs, kind, cfg.seed) for k in planned}
+           for kind in iv.KINDS}
+    for kind in iv.KINDS:
+        curve_sel = iv.add_only(model, world, site, sets.select, tgt[kind]["select"], dirs, seed=cfg.seed)
         scale = iv.best_scale(curve_sel)
-        curve = iv.add_only(model, world, site, sets.report, tgt["report"], dirs, seed=cfg.seed)
+        curve = iv.add_only(model, world, site, sets.report, tgt[kind]["report"], dirs, seed=cfg.seed)
         inj[kind] = {"scale": float(scale), "curve_select": curve_sel, "add_only": curve,
-                     **iv.secondary_rows(model, world, site, sets.report, tgt["report"], planned["report"], dirs, means)}
-        if kind == headline_kind(joint):
-            targets_report, inj_scale = tgt["report"], float(scale)
-    out["injection"] = {**inj, "headline_kind": headline_kind(joint)}
+                     **iv.secondary_rows(model, world, site, sets.report, tgt[kind]["report"], planned["report"], dirs,
+                                         means)}
+    out["injection"] = inj
 
     runners = {k: iv.runner_ups(model, world, named[k], l2[k]) for k in ("select", "report")}
     by_scale = {s: iv.suppress(model, world, site, sets.select, l2["select"], runners["select"], cdirs, s)
@@ -156,9 +164,20 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
 
     progress("sweep")
     n = cfg.n_sweep
-    out["sweep"] = iv.sweep(model, world, sets.report[:n], targets_report[:n], lambda l, r: dirs_at(l, r)[0],
-                            list(range(L)), prompt_roles, inj_scale, site)
-    out["planned_word"] = planned_word(acts, y, hooks, site)
+    out["sweep"] = {}
+    for kind, at_site in (("other_rhyme", sites["family"]), ("other_meaning", sites["meaning"])):
+        out["sweep"][kind] = iv.sweep(model, world, (sets.select[:n], tgt[kind]["select"][:n]),
+                                      (sets.report[:n], tgt[kind]["report"][:n]), lambda l, r: dirs_at(l, r)[0],
+                                      list(range(L)), prompt_roles, iv.Site(at_site["layer"], at_site["role"]),
+                                      seed=cfg.seed)
+    out["ending_probe"] = ending_probe(world, maps, named, l2)
+
+    progress("shape")
+    out["effects"] = {slot: shape.effects(model, world, swap_pairs(world, sets.report, slot, cfg.seed)[:cfg.n_pairs],
+                                          clean) for slot in ("rhyme", "cue")}
+    out["shape"] = shape_section(model, world, sets, clean, l2, runners, acts, hooks, prompt_roles, cfg) \
+        if shape.has_meter(world) else {"skipped": "this world has no meter: line 2's opener does not depend on "
+                                                   "the ending"}
 
     progress("ablation")
     out["ablation"] = iv.resample(model, world, sets.report, l2["report"], ABLATION_ROLES, cfg.seed)
@@ -168,12 +187,6 @@ def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path
         progress("transcoder")
         out["clt"] = clt_section(model, world, cfg, sets.report, l2["report"], runners["report"], clt_path)
     return out
-
-
-def headline_kind(site):
-    """The injected word differs from the planned one in what the site carries: both facts at a joint
-    site (the study's "green"), the rhyme alone (same meaning, other family) at a family site."""
-    return "two_facts" if site["chosen_as"] == "joint" else "one_fact"
 
 
 def cell_mate_cosine(dirs):
@@ -193,17 +206,35 @@ def cell_mate_cosine(dirs):
     return {"same_cell": mean(same), "n_same": len(same), "unrelated": mean(other), "n_unrelated": len(other)}
 
 
-def planned_word(acts, y, hooks, site):
-    """The word read at the joint site (an ending-word probe fit on *fit*) is the word the model
-    then writes at the end of line 2: the rate over report prompts."""
-    h = hooks[site.layer]
-    fit = [i for i, v in enumerate(y["fit"]["ending"]) if v is not None]
-    rep = [i for i, v in enumerate(y["report"]["ending"]) if v is not None]
-    acc = ridge_probe(acts["fit"][h][site.role][fit], torch.tensor([y["fit"]["ending"][i] for i in fit]),
-                      acts["report"][h][site.role][rep], torch.tensor([y["report"]["ending"][i] for i in rep]),
-                      len(NOUNS))
-    k = round(acc * len(rep))
-    return rate([True] * k + [False] * (len(rep) - k))
+def ending_probe(world, maps, named, l2):
+    """The ending-word probe at the line break, every layer (one place common to every model), beside
+    its random-init control and the baseline it must beat: the cell's favourite ending (greedy endings
+    are nearly a function of the cell, so reading the cell alone scores that much)."""
+    j = maps["roles"].index("nl")
+    m = maps["ending"]
+    return {"layers": maps["layers"], "probe": [row[j] for row in m["trained"]["report"]],
+            "random_init": [row[j] for row in m["random_init"]["report"]],
+            "cell_favourite": cell_favourite_rate(world, named["fit"], l2["fit"], named["report"], l2["report"])}
+
+
+def shape_section(model, world, sets, clean, l2, runners, acts, hooks, prompt_roles, cfg):
+    """The shape plan (interp/shape.py): opener-length patching on select (the line break's layer) and
+    report pairs (every prompt position), the length probe, and green / habit at the line break."""
+    def rows(line1s, seed):
+        return shape.shape_pairs(world, [p for slot in ("rhyme", "cue")
+                                         for p in swap_pairs(world, line1s, slot, seed)[:cfg.n_pairs]], clean)
+    sel, rep = rows(sets.select, cfg.seed + 1), rows(sets.report, cfg.seed)
+    layer = shape.choose_layer(shape.shape_patching(model, world, sel, ["nl"]))
+    grid = shape.shape_patching(model, world, rep, prompt_roles)
+    named = {"fit": sets.fit, "select": sets.select, "report": sets.report}
+    out = {"n_select_pairs": len(sel), "n_pairs": len(rep), "layer": layer, "layers": [f"L{l}" for l in range(len(hooks))],
+           "roles": prompt_roles, "map": {r: [c["opener"]["rate"] for c in grid[r]] for r in prompt_roles},
+           "control_role": shape.CONTROL_ROLE}
+    if layer is not None:
+        out["site"] = grid["nl"][layer]
+        out["control"] = grid[shape.CONTROL_ROLE][layer] if shape.CONTROL_ROLE in grid else None
+    out.update(shape.green_and_habit(model, world, named, l2, runners, acts, hooks, cfg.seed))
+    return out
 
 
 def clt_section(model, world, cfg, line1s, line2s, runners, path):
@@ -254,28 +285,75 @@ def featured_graph(model, clt, world, line1, line2):
 
 
 # ---- the headline ------------------------------------------------------------------------------------
-HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue", "add_only_rate", "add_only_random_rate",
-            "suppression_runner_up_rate", "sweep_site_rate", "sweep_best_other_rate", "sweep_best_other_ci",
-            "planned_word_rate", "planned_word_features_rate")
+# Each key has one meaning in every model and seed: a rate is over the edits that exist, its n beside it
+# (`<key>_n`), and where a site differs between seeds the site is a key of its own, never averaged.
+HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue",
+            "total_effect_nl", "direct_effect_nl", "mediated_effect_nl",
+            "shape_opener_rate", "shape_control_rate", "shape_article_rate",
+            "green_valid_rate", "green_random_rate", "green_control_rate", "green_forced_rate",
+            "habit_valid_rate", "habit_random_rate", "habit_forced_rate",
+            "add_only_other_rhyme_rate", "add_only_other_rhyme_random_rate",
+            "add_only_two_facts_rate", "add_only_two_facts_random_rate",
+            "add_only_other_meaning_rate", "add_only_other_meaning_random_rate", "suppression_runner_up_rate",
+            "sweep_rhyme_site_rate", "sweep_rhyme_best_other_rate", "sweep_meaning_site_rate",
+            "sweep_meaning_best_other_rate",
+            "ending_probe_nl", "ending_probe_nl_random_init", "cell_favourite_rate", "planned_word_features_rate")
+SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
 
 
 def headline(r):
-    """The flat numbers of one model and seed (None where an experiment did not run)."""
+    """The flat numbers of one model and seed (None where an experiment did not run), with `<key>_n`
+    for every rate and the sites as their own keys."""
+    h, n = {}, {}
+
+    def put(key, rec, field="rate"):
+        if rec is not None:
+            h[key], n[key] = rec[field], rec.get("n")
+
     def col(slot):
         e = r["patching"][slot]["column"].get("nl")
         return None if e is None else e["value"]
-    h = {"valid": r["quality"]["valid"], "nl_ld_rhyme": col("rhyme"), "nl_ld_cue": col("cue")}
+    h.update(valid=r["quality"]["valid"], nl_ld_rhyme=col("rhyme"), nl_ld_cue=col("cue"))
+    n["valid"] = r["quality"]["n"]
+    if "effects" in r:  # the line break's whole column, rhyme-swap pairs: free vs line 2 teacher-forced
+        e = r["effects"]["rhyme"]
+        put("total_effect_nl", e["total"])
+        put("direct_effect_nl", e["direct"])
+        h["mediated_effect_nl"] = e["mediated"]
+    sh = r.get("shape", {})
+    if sh.get("site"):
+        put("shape_opener_rate", sh["site"]["opener"])
+        put("shape_article_rate", sh["site"]["article"])
+        put("shape_control_rate", (sh.get("control") or {}).get("opener"))
+        h["shape_layer"] = sh["layers"][sh["layer"]]
+    if "green" in sh:
+        g, hb = sh["green"], sh["habit"]
+        put("green_valid_rate", g["inject"])
+        put("green_random_rate", g["random"])
+        put("green_control_rate", g["control_position"])
+        put("green_forced_rate", g["opener_forced"])
+        put("habit_valid_rate", hb["suppress"])
+        put("habit_random_rate", hb["random"])
+        put("habit_forced_rate", hb["opener_forced"])
+        h["green_site"], h["habit_site"] = f"{g['hook']} nl x{g['scale']:g}", f"{hb['hook']} nl x{hb['scale']:g}"
     if "injection" in r:
-        inj = r["injection"][r["injection"]["headline_kind"]]
-        row = inj["add_only"][str(inj["scale"])]
-        sw = r["sweep"]
-        h.update(add_only_rate=row["inject"]["rate"], add_only_random_rate=row["random"]["rate"],
-                 suppression_runner_up_rate=r["suppression"]["opener_forced"]["runner_up_rate"]["rate"],
-                 sweep_site_rate=sw["site_rate"]["rate"] if sw["site_rate"] else None,
-                 sweep_best_other_rate=sw["best_other"]["rate"] if sw["best_other"] else None,
-                 sweep_best_other_ci=sw["best_other"]["ci"] if sw["best_other"] else None,
-                 planned_word_rate=r["planned_word"]["rate"])
+        for kind in iv.KINDS:
+            inj = r["injection"][kind]
+            row = inj["add_only"][str(inj["scale"])]
+            put(f"add_only_{kind}_rate", row["inject"])
+            put(f"add_only_{kind}_random_rate", row["random"])
+        put("suppression_runner_up_rate", r["suppression"]["opener_forced"]["runner_up_rate"])
+        for fact in ("rhyme", "meaning"):
+            sw = r["sweep"][f"other_{fact}"]
+            put(f"sweep_{fact}_site_rate", sw["site_rate"])
+            put(f"sweep_{fact}_best_other_rate", sw["best_other"])
+        site = r["sites"]["intervention"]
+        h["intervention_site"] = f"L{site['layer']} {site['role']} ({site['chosen_as']})"
+    if "ending_probe" in r:
+        ep = r["ending_probe"]
+        h["ending_probe_nl"], h["ending_probe_nl_random_init"] = ep["probe"][-1], ep["random_init"][-1]
+        put("cell_favourite_rate", ep["cell_favourite"])
     pwf = r.get("clt", {}).get("planned_word_features")
     if pwf:
-        h["planned_word_features_rate"] = pwf["any_layer"]["rate"]
-    return {k: h.get(k) for k in HEADLINE}
+        put("planned_word_features_rate", pwf["any_layer"])
+    return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None}}

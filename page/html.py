@@ -34,6 +34,20 @@ def effect(e):
     return f"{e['value']:.2f} (n = {e['n']} pairs, 95% CI {interval(e['ci'])})"
 
 
+def fmt_seeds(m, k):
+    """A headline number of model record m: mean [min, max] over seeds, and on how many seeds it rests
+    when some seeds could not measure it."""
+    h = m["headline"]
+    v, r = h.get(k), h.get(k + "_range")
+    if v is None:
+        return "–"
+    if isinstance(v, list):
+        return interval(v)
+    n, got = h.get("n_seeds", 1), m.get("headline_seeds_measured", {}).get(k, h.get("n_seeds", 1))
+    return (num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and got > 1 else "") +
+            (f" ({got} of {n} seeds)" if got < n else ""))
+
+
 def table(headers, rows, cls=""):
     head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)

@@ -5,22 +5,45 @@ file (THRESHOLDS), so a different run reads differently; nothing on the page is 
 """
 from html import escape
 
-from page.html import bars, curves, effect, heatmap, interval, num, page, rate, table
+from interp.patching import CARRIES, WEAK
+from page.html import bars, curves, effect, fmt_seeds, heatmap, num, page, rate, table
 from page.search_section import search
+from page.shape_section import shape_plan, planning_table
 from page.viewer import graph_viewer
 
 # a normalized LD effect at or above `strong` counts as "carries the plan", below `weak` as "not used"
-THRESHOLDS = {"strong": 0.5, "weak": 0.2}
+THRESHOLDS = {"strong": CARRIES, "weak": WEAK}
 HEADLINE_LABELS = {
     "valid": "valid couplets (test line 1s)",
-    "nl_ld_rhyme": "line break, full-column patch: LD effect of a rhyme swap",
-    "nl_ld_cue": "line break, full-column patch: LD effect of a cue swap",
-    "add_only_rate": "add-only injection at the site (of a word differing in what the site carries)",
-    "add_only_random_rate": "same, a norm-matched random direction",
-    "suppression_runner_up_rate": "suppression (contrastive direction, opener kept) writes the runner-up",
-    "sweep_site_rate": "sweep: injection rate at the site",
-    "sweep_best_other_rate": "sweep: best other (layer, position)",
-    "planned_word_rate": "the word read at the site is the word written",
+    "nl_ld_rhyme": "line break, full-column patch: LD effect of a rhyme swap (line 2 teacher-forced)",
+    "nl_ld_cue": "line break, full-column patch: LD effect of a cue swap (line 2 teacher-forced)",
+    "total_effect_nl": "line break patched (rhyme swap): the ending changes, line 2 written freely (total)",
+    "direct_effect_nl": "the same with line 2's words teacher-forced (direct)",
+    "mediated_effect_nl": "total minus direct: through the words written (mediated)",
+    "shape_opener_rate": "line break patched at one layer: the opener takes the donor's length",
+    "shape_control_rate": "the same at line 1's verb (control position)",
+    "shape_article_rate": "line break patched: the article takes the donor's (pairs whose articles differ)",
+    "green_valid_rate": "inject another length at the line break: a valid couplet ending in that cell-mate",
+    "green_random_rate": "same, a norm-matched random direction",
+    "green_control_rate": "same edit at line 1's verb",
+    "green_forced_rate": "same edit, opener teacher-forced: ends in the cell-mate (direct)",
+    "habit_valid_rate": "suppress the planned length at the line break: a valid couplet ending in the runner-up",
+    "habit_random_rate": "same, a norm-matched random direction",
+    "habit_forced_rate": "same edit, opener teacher-forced: ends in the runner-up (direct)",
+    "add_only_other_rhyme_rate": "add-only at the intervention site: a word of another rhyme, same meaning",
+    "add_only_other_rhyme_random_rate": "same, a norm-matched random direction",
+    "add_only_other_meaning_rate": "add-only at the intervention site: a word of another meaning, same rhyme",
+    "add_only_other_meaning_random_rate": "same, a norm-matched random direction",
+    "add_only_two_facts_rate": "add-only at the intervention site: a word of another meaning and rhyme",
+    "add_only_two_facts_random_rate": "same, a norm-matched random direction",
+    "suppression_runner_up_rate": "suppression of the planned word (non-zero contrastive edits, opener kept): runner-up",
+    "sweep_rhyme_site_rate": "sweep, other-rhyme word: at the family site",
+    "sweep_rhyme_best_other_rate": "sweep, other-rhyme word: best other cell (chosen on select)",
+    "sweep_meaning_site_rate": "sweep, other-meaning word: at the meaning site",
+    "sweep_meaning_best_other_rate": "sweep, other-meaning word: best other cell (chosen on select)",
+    "ending_probe_nl": "ending-word probe at the line break (final residual)",
+    "ending_probe_nl_random_init": "same probe, random-init model",
+    "cell_favourite_rate": "baseline: the cell's favourite ending (no word-level plan needed)",
     "planned_word_features_rate": "prompts with transcoder features at the line break standing for the written word",
 }
 
@@ -29,20 +52,6 @@ def strength(v):
     if v is None:
         return "unmeasured"
     return "strong" if v >= THRESHOLDS["strong"] else "partial" if v >= THRESHOLDS["weak"] else "none"
-
-
-def fmt_seeds(m, k):
-    """A headline number of model record m: mean [min, max] over seeds, and on how many seeds it rests
-    when some seeds could not measure it."""
-    h = m["headline"]
-    v, r = h.get(k), h.get(k + "_range")
-    if v is None:
-        return "–"
-    if isinstance(v, list):
-        return interval(v)
-    n, got = h.get("n_seeds", 1), m.get("headline_seeds_measured", {}).get(k, h.get("n_seeds", 1))
-    return (num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and got > 1 else "") +
-            (f" ({got} of {n} seeds)" if got < n else ""))
 
 
 def column_effects(m, slot):
@@ -150,10 +159,17 @@ def q2_smeared(main):
                "everywhere means available, not used: compare the patching effects below.")
     ev = table(["line-2 position", "LD effect of patching it (rhyme swap)"],
                [[escape(r), num(v)] for r, v in line2])
-    if sw:
-        ev += table(["measure", "value"], [["sweep, at the site", rate(sw["site_rate"])],
-                                          ["sweep, best other cell " + escape(str((sw["best_other"] or {}).get("role"))),
-                                           rate(sw["best_other"])]])
+    for kind, one in (sw or {}).items():
+        b = one["best_other"] or {}
+        ev += table(["sweep: inject a word of " + kind.replace("_", " ") + " at every cell", "rate"],
+                    [[f"at the site (L{one['site']['layer']} {escape(one['site']['role'])})", rate(one["site_rate"])],
+                     [f"best other cell on select (L{b.get('layer')} {escape(str(b.get('role')))})", rate(one["best_other"])]])
+    e = main.get("effects", {}).get("rhyme")
+    if e:
+        ev += table(["the line break patched (rhyme swap)", "the ending changes"],
+                    [["line 2 written freely (total)", rate(e["total"])],
+                     ["line 2's words teacher-forced (direct)", rate(e["direct"])],
+                     ["through the words written (mediated = total - direct)", num(e["mediated"])]])
     return (f'<h2 id="q2">2. Is the plan smeared over the words of line 2?</h2><p class="verdict">{verdict}</p>{fig}{ev}'
             f"<p class=note>How sure: one seed's patching map (n = {main['patching']['rhyme']['n_pairs']} pairs). Would "
             f"change our mind: a line-2 position before the ending's article with an effect above "
@@ -168,24 +184,25 @@ def q3_baked(results):
         verdict = "Not measured in this run: train the myopic variant (<code>python train.py --all</code>)."
         ev = ""
     else:
-        a, b = main.get("planned_word_rate"), my.get("planned_word_rate")
+        a, b = main.get("ending_probe_nl"), my.get("ending_probe_nl")
         drop = a is not None and b is not None and b < a - 0.1
         verdict = ("Yes: everything the model does at inference was put there by training, and nothing searches. "
                    + ("Much of the early representation of the ending exists <em>for</em> later tokens: trained so "
-                      "that no position is shaped for later ones (myopic), the ending read at the site falls from "
+                      "that no position is shaped for later ones (myopic), the ending read at the line break falls from "
                       f"{num(a)} to {num(b)}." if drop else
-                      f"The ending read at the site is about as readable without gradients from later tokens (myopic: "
+                      f"The ending read at the line break is about as readable without gradients from later tokens (myopic: "
                       f"{num(b)}, normal: {num(a)}): it is a by-product of reading line 1, not pre-cached for later."))
         fig = bars([(f"{n}: {k}", m["headline"].get(key), m["headline"].get(key + "_range"))
                     for n, m in models.items() if n in ("main", "myopic")
-                    for k, key in (("word read", "planned_word_rate"), ("valid", "valid"))],
+                    for k, key in (("word read", "ending_probe_nl"), ("shape plan", "shape_opener_rate"),
+                                   ("valid", "valid"))],
                    "Normal vs myopic training", "rate (bar: mean over seeds; line: min to max)",
                    "Myopic training stops gradients from later tokens. A shorter 'word read' bar for myopic means "
                    "the early representation was made for later tokens.")
-        ev = fig + table(["model", "valid", "word read at the site", "nl LD rhyme", "nl LD cue", "add-only"],
-                   [[escape(n), fmt_seeds(m, "valid"), fmt_seeds(m, "planned_word_rate"),
-                     fmt_seeds(m, "nl_ld_rhyme"), fmt_seeds(m, "nl_ld_cue"),
-                     fmt_seeds(m, "add_only_rate")] for n, m in models.items()])
+        ev = fig + table(["model", "valid", "ending word read at the line break", "its cell's favourite (baseline)",
+                          "opener follows the patched line break"],
+                   [[escape(n), fmt_seeds(m, "valid"), fmt_seeds(m, "ending_probe_nl"),
+                     fmt_seeds(m, "cell_favourite_rate"), fmt_seeds(m, "shape_opener_rate")] for n, m in models.items()])
     return (f'<h2 id="q3">3. Is it baked in by training?</h2><p class="verdict">{verdict}</p>{ev}'
             f"<p class=note>Line 2 is written greedily, one token at a time, by the same weights: no candidates "
             f"are generated and compared. Would change our mind: a myopic model whose site reads the ending as well "
@@ -226,7 +243,7 @@ def interventions(main):
                f"{num(site['select_rhyme'])}, cue-swap effect {num(site['select_cue'])}; on report pairs "
                f"{num(site['report_rhyme'])} and {num(site['report_cue'])}). Every rate below is on <em>report</em> "
                f"prompts.</p>")
-    for kind, inj in ((k, v) for k, v in main["injection"].items() if k != "headline_kind"):
+    for kind, inj in main["injection"].items():
         scales = list(inj["add_only"])
         out.append(curves(scales, [("inject d_word", "#2b6cb0", [inj["add_only"][s]["inject"]["rate"] for s in scales]),
                                    ("random, same norm", "#999", [inj["add_only"][s]["random"]["rate"] for s in scales])],
@@ -243,7 +260,10 @@ def interventions(main):
             for mode in ("free", "opener_forced")]
     out.append(f"<h3>Suppression</h3><p>Subtract {s['scale']} x the planned word's contrastive direction (its "
                f"mean-difference direction minus its cell's mean; cell mates share cosine "
-               f"{num(main['directions']['cell_mate_cosine']['same_cell'])}). n = {s['n']}.</p>")
+               f"{num(main['directions']['cell_mate_cosine']['same_cell'])}). Counted: the n = {s['n']} report "
+               f"prompts whose edit exists; {s['n_zero_edit']} more have a contrastive direction of exactly zero "
+               f"(the planned word is the only word of its cell the model writes, so nothing tells it from a "
+               f"cell-mate) and {s['n_no_direction']} have none.</p>")
     out.append(table(["mode", *s["free"]["counts"], "runner-up rate"], rows))
     out.append(f"<p class=note>Free generation changed line 2's opener in {rate(s['free']['opener_changed'])}.</p>")
     ab = main.get("ablation", {})
@@ -326,7 +346,7 @@ def recheck(results):
     main = results["models"]["main"]
     if "injection" not in main:
         return ""
-    s, inj, sw = main["suppression"], main["injection"][main["injection"]["headline_kind"]], main["sweep"]
+    s, inj, sw = main["suppression"], main["injection"]["other_rhyme"], main["sweep"]["other_rhyme"]
     cos, site, c = main["directions"]["cell_mate_cosine"], main["sites"]["intervention"], main.get("composition", {})
     ab, clt_ = main.get("ablation", {}), main.get("clt")
     clt_ = None if not clt_ or "skipped" in clt_ else clt_
@@ -340,7 +360,14 @@ def recheck(results):
          f"{num(cos['unrelated'])}: suppression uses contrastive directions"],
         ["'injection' was a class-mean patch",
          f"add-only {rate(at['inject'])} vs class-mean replace {rate(inj['class_mean_replace'])}; random {rate(at['random'])}"],
-        ["sweep ratios were a 1/n floor", f"no ratio: site {rate(sw['site_rate'])}, best other {rate(sw['best_other'])}"],
+        ["sweep ratios were a 1/n floor, and its targets were two-fact words a one-fact cell cannot write",
+         f"no ratio, one-fact targets, each cell's scale chosen on select: site {rate(sw['site_rate'])}, best other "
+         f"cell {rate(sw['best_other'])}"],
+        ["suppression counted zero edits",
+         f"only edits that exist: n = {s['n']}, {s['n_zero_edit']} zero edits left out"],
+        ["the ending-word probe was a cell decoder",
+         f"at the line break {num(main['headline'].get('ending_probe_nl'))} against the cell's favourite "
+         f"{num(main['headline'].get('cell_favourite_rate'))}"],
         ["the compositional holdout could not pass",
          f"held-out (cue word, family) pairs whose endings are trained: valid {rate(c.get('valid_holdout'))} vs seen "
          f"{rate(c.get('valid_seen'))}"],
@@ -354,7 +381,7 @@ def recheck(results):
          "ending token: " + (f"loss {num(clt_['ending_token']['loss_clean'], 3)} -> {num(clt_['ending_token']['loss_clt'], 3)}, "
                              f"top-1 agreement {num(clt_['ending_token']['top1_agreement'])}" if clt_ else "not run")],
         ["one training seed", f"{main['headline']['n_seeds']} seed(s) of the main model in this run"]]
-    return "<h2>The first build's numbers, measured again</h2>" + table(["what was wrong", "what this run measures"], rows)
+    return "<h2>Numbers that meant something else, measured again</h2>" + table(["what was wrong", "what this run measures"], rows)
 
 
 def summary_graph_svg(sg):
@@ -388,7 +415,8 @@ def summary_graph_svg(sg):
 
 def render(results):
     main = results["models"]["main"]
-    body = [header(results), reading_guide(), headline_table(results), q1_where(results["models"]), q2_smeared(main),
+    body = [header(results), reading_guide(), headline_table(results), q1_where(results["models"]),
+            shape_plan(main), planning_table(results["models"]), q2_smeared(main),
             q3_baked(results), q4_composed(main), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
     return page("Does a tiny poet plan its rhyme?", "".join(body))

@@ -12,7 +12,7 @@ from interp.edits import Edit, ending_logits, resid_hooks, write_line2, activati
 from interp import interventions as iv
 from interp.prompts import prompt_sets
 from interp.stats import ratio_of_sums, wilson
-from interp.study import StudyConfig, study, headline, HEADLINE
+from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS
 
 LIST = WorldConfig(n_train=3000, n_test=200, grammar="list")
 
@@ -179,7 +179,7 @@ def tiny_results(tiny_run, tmp_path_factory):
 
 def test_study_runs_on_any_model_and_the_headline_has_every_key(tiny_results):
     h = headline(tiny_results)
-    assert list(h) == list(HEADLINE)
+    assert list(h) == list(HEADLINE) + list(SITE_KEYS) + ["n"]
     assert 0 <= h["valid"] <= 1
     assert {"quality", "prompts", "probes", "sites", "patching"} <= set(tiny_results)
 
