@@ -8,8 +8,8 @@ world's rules (`check_couplet`, the only definition of "correct").
 from collections import Counter
 from dataclasses import dataclass
 
-from data import WorldConfig
-from lexicon import (NOUNS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, OPENERS, VERBS, EPITHETS, article,
+from data import WorldConfig, opener_table
+from lexicon import (NOUNS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, VERBS, EPITHETS, article,
                      epithet, syllables)
 
 
@@ -185,7 +185,7 @@ def check_couplet(line1, line2, config=WorldConfig()):
             broken.add("article")
         if config.meter and syllables(line2) != config.line2_syllables:
             broken.add("meter")
-        openers = [tuple(o.split()) for o in sum(OPENERS.values(), ())]
+        openers = [tuple(o.split()) for o in sum(opener_table(config).values(), ())]
         if (len(line2) < 5 or tuple(line2[:-4]) not in openers or line2[-4] != l1.pronoun or noun is None
                 or line2[-3] not in VERBS[noun.meaning]):
             broken.add("grammar")

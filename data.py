@@ -70,6 +70,7 @@ import random
 import torch
 
 from lexicon import (NOUNS, FAMILIES, MEANINGS, PRONOUNS, SEEN, PREAMBLES, LINKS, LIST_OPENERS, MIDDLES, OPENERS,
+                     COMMITTED_OPENERS,
                      VERBS, FUNCTION_SYLLABLES, EPITHETS, article, cell_words, epithet, valid_endings, syllables)
 
 SPECIALS = ("<pad>", "<bos>", "<nl>", "<eos>")
@@ -112,6 +113,7 @@ class WorldConfig:
     distractor_prob: float = 0.5  # chance line 1 carries "with a DISTRACTOR"
     meter: bool = True            # line 2 has a fixed syllable count (the opener depends on the ending)
     line2_syllables: int = 8
+    committed_openers: bool = False  # the opener's first word alone names its length (lexicon.COMMITTED_OPENERS)
 
     def validate(self):
         """Raise ValueError naming the flag when these settings cannot make couplets."""
@@ -131,6 +133,8 @@ class WorldConfig:
             raise ValueError("--meaning majority needs --grammar list and --min-nouns of at least 3")
         if self.epithet and self.grammar != "list":
             raise ValueError("--epithet needs --grammar list")
+        if self.committed_openers and (self.grammar != "classic" or not self.meter):
+            raise ValueError("--committed-openers needs --grammar classic and --meter")
         if not 0 <= self.taken_prob <= 1:
             raise ValueError(f"--taken-prob must be in [0, 1], got {self.taken_prob}")
         if not 0 <= self.distractor_prob <= 1:
@@ -180,7 +184,8 @@ class CoupletWorld:
     def __init__(self, config=WorldConfig()):
         self.config = config.validate()
         words = set(NOUNS) | set(FUNCTION_SYLLABLES) | set(PRONOUNS) | set(SEEN) | set(LINKS)
-        for phrase in MIDDLES + sum(OPENERS.values(), ()) + PREAMBLES + LIST_OPENERS:
+        for phrase in MIDDLES + sum(OPENERS.values(), ()) + sum(COMMITTED_OPENERS.values(), ()) + PREAMBLES + \
+                LIST_OPENERS:
             words |= set(phrase.split())
         for verbs in VERBS.values():
             words |= set(verbs)
@@ -299,7 +304,7 @@ class CoupletWorld:
     def _classic_line2(self, rng, pronoun, ending, meaning):
         cfg = self.config
         opener_syllables = cfg.line2_syllables - 3 - NOUNS[ending].syllables if cfg.meter else 2
-        opener = rng.choice(OPENERS[opener_syllables]).split()
+        opener = rng.choice(opener_table(cfg)[opener_syllables]).split()
         return opener + [pronoun, rng.choice(VERBS[meaning]), article(ending), ending]
 
     def split(self, name):
@@ -343,6 +348,11 @@ class CoupletWorld:
             line1 = 4 + 3 + max(len(m.split()) for m in MIDDLES) + 2
             line2 = max(len(o.split()) for o in sum(OPENERS.values(), ())) + 4
         return 1 + line1 + 1 + line2 + 1
+
+
+def opener_table(config):
+    """{syllables: openers} of the classic grammar's line 2 in this world."""
+    return COMMITTED_OPENERS if config.committed_openers else OPENERS
 
 
 def pronoun_of(line1):

@@ -47,6 +47,11 @@ MIDDLES = ("beside", "and had to grab", "and went to find", "and ran to get",
 OPENERS = {2: ("and then", "at last", "and so"),
            3: ("then at last", "that morning", "and later"),
            4: ("and then at last", "one sunny day", "that very day")}
+# the classic grammar's `committed_openers` option: the opener's first word alone names its length, so the
+# token the line break predicts already depends on the ending's syllables (as "His hunger" did on "rabbit")
+COMMITTED_OPENERS = {2: ("at last", "and so", "and then"),
+                     3: ("then at last", "that morning"),
+                     4: ("one sunny day", "later that day")}
 VERBS = {"animal": ("met", "chased", "fed"), "food": ("ate", "served", "shared"),
          "nature": ("saw", "crossed", "drew"), "home": ("bought", "fixed", "sold"),
          "body": ("hurt", "washed", "scratched"), "clothes": ("wore", "lost", "mended")}

@@ -68,6 +68,15 @@ MODELS = {
                        "no meter, so no shape to plan (not measured). The line break's effect on the ending: direct "
                        "close to total (mediated <= 0.1) in seeds that route the rhyme through it, since the list "
                        "opener does not depend on the ending."),
+    "committed": Model(({"committed_openers": True}, {}, {}),
+                       "world: the opener's first word alone names its length ('later that day' only before a "
+                       "one-syllable ending, 'at last' only before a three-syllable one), so the token the line break "
+                       "predicts already depends on the ending's length, as 'His hunger' depended on 'rabbit': the "
+                       "world in which the line break must decide the shape.",
+                       "the line break decides the shape in every seed: opener >= 0.8 at the chosen layer, control "
+                       "<= 0.05; green and habit >= 0.7 with random <= 0.05; with the opener teacher-forced both "
+                       "<= 0.1 (the ending follows the opener written); the line break holds the length, not the "
+                       "word (its ending-word probe no better than the cell's favourite); valid >= 0.97."),
     "myopic": Model(({}, {"myopic": True}, {}),
                     "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & "
                     "Levine 2024), so nothing is computed early for the sake of later tokens (no pre-caching); "
