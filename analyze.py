@@ -6,6 +6,7 @@ the main model and each variant of worlds.MODELS, every seed — and writes
     out/report/results.json   every number, per model: the full results of seed 0, the headline of
                               each seed, and the headline as mean and [min, max] over seeds
     out/report/index.html     the report, rendered from results.json alone
+    out/report/results.md     every headline number as Markdown tables (docs/results.md is a copy)
 
 `python analyze.py --render-only` re-renders the page from results.json (byte-identical).
 `python analyze.py --prompt "she saw a goat and a hat"` runs your own line 1.
@@ -28,6 +29,7 @@ from interp.stats import over_seeds
 from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS, featured_graph
 from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
+from page.markdown import markdown
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
 from plumbing.progress import stage
@@ -80,6 +82,7 @@ def aggregate(per_seed):
     for k in SITE_KEYS:
         out[k] = [h[k] for h in per_seed]
     out["n"] = {k: [h["n"].get(k) for h in per_seed] for k in HEADLINE}
+    out["ci"] = {k: [h["ci"].get(k) for h in per_seed] for k in HEADLINE}
     return out
 
 
@@ -135,7 +138,9 @@ def write_report(results, folder):
     write_json(os.path.join(folder, "results.json"), results)
     # the page is rendered from the file just written, never from memory: what the page shows is in the file
     with open(os.path.join(folder, "results.json")) as f:
-        write_text(os.path.join(folder, "index.html"), render(json.load(f)))
+        results = json.load(f)
+    write_text(os.path.join(folder, "index.html"), render(results))
+    write_text(os.path.join(folder, "results.md"), markdown(results))
 
 
 def render_only(folder):
@@ -148,6 +153,7 @@ def render_only(folder):
     except json.JSONDecodeError:
         raise ValueError(f"{path} is not valid JSON; run `python analyze.py` to rewrite it") from None
     write_text(os.path.join(folder, "index.html"), render(results))
+    write_text(os.path.join(folder, "results.md"), markdown(results))
 
 
 # ---- --prompt and --list-words ------------------------------------------------------------------------

@@ -302,24 +302,23 @@ SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
 
 
 def headline(r):
-    """The flat numbers of one model and seed (None where an experiment did not run), with `<key>_n`
-    for every rate and the sites as their own keys."""
-    h, n = {}, {}
+    """The flat numbers of one model and seed (None where an experiment did not run), with each one's
+    n and 95% interval (`n`, `ci`: a per-seed number near a bar reads as the coin toss it is) and the
+    sites as their own keys."""
+    h, n, ci = {}, {}, {}
 
     def put(key, rec, field="rate"):
         if rec is not None:
-            h[key], n[key] = rec[field], rec.get("n")
+            h[key], n[key], ci[key] = rec[field], rec.get("n"), rec.get("ci")
 
-    def col(slot):
-        e = r["patching"][slot]["column"].get("nl")
-        return None if e is None else e["value"]
-    h.update(valid=r["quality"]["valid"], nl_ld_rhyme=col("rhyme"), nl_ld_cue=col("cue"))
-    n["valid"] = r["quality"]["n"]
+    put("nl_ld_rhyme", r["patching"]["rhyme"]["column"].get("nl"), "value")
+    put("nl_ld_cue", r["patching"]["cue"]["column"].get("nl"), "value")
+    h["valid"], n["valid"], ci["valid"] = r["quality"]["valid"], r["quality"]["n"], r["quality"].get("valid_ci")
     if "effects" in r:  # the line break's whole column, rhyme-swap pairs: free vs line 2 teacher-forced
         e = r["effects"]["rhyme"]
         put("total_effect_nl", e["total"])
         put("direct_effect_nl", e["direct"])
-        h["mediated_effect_nl"] = e["mediated"]
+        h["mediated_effect_nl"], n["mediated_effect_nl"] = e["mediated"], e["total"]["n"]
     sh = r.get("shape", {})
     if sh.get("site"):
         put("shape_opener_rate", sh["site"]["opener"])
@@ -356,4 +355,5 @@ def headline(r):
     pwf = r.get("clt", {}).get("planned_word_features")
     if pwf:
         put("planned_word_features_rate", pwf["any_layer"])
-    return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None}}
+    return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None},
+            "ci": {k: v for k, v in ci.items() if v is not None}}

@@ -87,7 +87,8 @@ def test_aggregate_averages_each_key_over_seeds_and_lists_sites():
     seeds = []
     for k in range(3):
         h = {key: float(k) for key in HEADLINE}
-        h.update({key: f"site {k}" for key in SITE_KEYS}, n={key: 10 + k for key in HEADLINE})
+        h.update({key: f"site {k}" for key in SITE_KEYS}, n={key: 10 + k for key in HEADLINE},
+                 ci={key: [0.0, 1.0] for key in HEADLINE})
         seeds.append(h)
     out = aggregate(seeds)
     assert out["valid"] == 1.0 and out["valid_range"] == [0.0, 2.0]

@@ -179,7 +179,7 @@ def tiny_results(tiny_run, tmp_path_factory):
 
 def test_study_runs_on_any_model_and_the_headline_has_every_key(tiny_results):
     h = headline(tiny_results)
-    assert list(h) == list(HEADLINE) + list(SITE_KEYS) + ["n"]
+    assert list(h) == list(HEADLINE) + list(SITE_KEYS) + ["n", "ci"]
     assert 0 <= h["valid"] <= 1
     assert {"quality", "prompts", "probes", "sites", "patching"} <= set(tiny_results)
 
@@ -195,9 +195,9 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
              "--n-sweep", "6", "--clt-steps", "30", "--clt-compare", "64", "--out", str(tmp_path)]
     assert analyze.main(small) == 0
     report = tmp_path / "report"
-    page = (report / "index.html").read_bytes()
+    page, md = (report / "index.html").read_bytes(), (report / "results.md").read_bytes()
     assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
-    assert (report / "index.html").read_bytes() == page
+    assert (report / "index.html").read_bytes() == page and (report / "results.md").read_bytes() == md
     results = json.loads((report / "results.json").read_text())
     assert list(results["models"]) == ["main"] and results["models"]["main"]["headline"]["n_seeds"] == 1
     assert results["study_config"]["clt_compare"] == ""  # the main model alone: the comparison is the full study's
@@ -213,6 +213,7 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
     assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
     new = (report / "index.html").read_text()
     assert "0.88" in new and "0.88" not in page.decode()
+    assert "0.88" in (report / "results.md").read_text() and "0.88" not in md.decode()
 
     def answers(html):
         return html[html.index('id="q1"'):html.index('id="probes"')]
