@@ -281,10 +281,8 @@ def search(out, names, seeds, parallel):
                        if d.startswith("seed") and d[4:].isdigit())
         rows = [{"seed": k, **json.load(open(os.path.join(here, f"seed{k}", "search_row.json")))} for k in found
                 if os.path.exists(os.path.join(here, f"seed{k}", "search_row.json"))]
-        if not rows:
-            continue
         table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows,
-                       "plans": plans(rows)}
+                       **({"plans": plans(rows)} if rows else {"not_run": True})}  # a registered world never run says so
     write_json(os.path.join(out, "search.json"), table)
     print_table(table)
 
@@ -308,7 +306,7 @@ def print_table(table):
     for name, t in table.items():
         rows = t["seeds"]
         if not rows:
-            print(f"{name:22} {0:>5}")
+            print(f"{name:22} {0:>5}  not run")
             continue
 
         def span(get):

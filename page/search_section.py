@@ -22,6 +22,8 @@ def search(results):
         return ""
     rows = []
     for name, t in s.items():
+        if not t["seeds"]:
+            rows.append([escape(name), "–", "not run"] + ["–"] * 5 + [escape(t["prediction"])])
         for k, r in enumerate(t["seeds"]):
             rows.append([escape(name), str(r.get("seed", k)), num(r["test"]["valid"]), num(r["final"]["rhyme"]["nl_column"]),
                          num(r["final"]["cue"]["nl_column"]), num(r["final"]["rhyme"]["rhyme_column_from1"]),

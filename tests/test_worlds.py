@@ -8,7 +8,8 @@ from page.search_section import search as search_section
 def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, monkeypatch, capsys):
     tiny = ("--n-train", "400", "--n-test", "40", "--n-layer", "2", "--d-model", "32", "--d-mlp", "64",
             "--n-head", "2", "--max-steps", "6", "--batch-size", "8", "--eval-n", "8")
-    monkeypatch.setattr(worlds, "CANDIDATES", {"tiny": worlds.Candidate(tiny, "a prediction, written first")})
+    monkeypatch.setattr(worlds, "CANDIDATES", {"tiny": worlds.Candidate(tiny, "a prediction, written first"),
+                                               "never": worlds.Candidate(tiny, "registered, never run")})
     monkeypatch.setattr(worlds, "SNAPSHOT_EVERY", 3)
     worlds.search(str(tmp_path), ["tiny"], seeds=2, parallel=2)
     table = json.loads((tmp_path / "search.json").read_text())
@@ -27,6 +28,9 @@ def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, 
     assert html.count("tiny seed") == 4 and "a prediction, written first" in html  # each seed in both figures
     assert table["tiny"]["plans"]["both"]["n"] == 2 and "How often a seed plans" in html
     assert f"at least {worlds.PLANS_AT:.1f} of the way" in html  # the bar the counts used, from search.json
+    # a registered candidate that was never run keeps its row and says so
+    assert table["never"]["not_run"] and table["never"]["seeds"] == []
+    assert "never" in printed and "not run" in printed and "registered, never run" in html
 
 
 def test_a_seed_plans_a_fact_when_the_line_break_moves_it_at_least_the_bar():
