@@ -9,7 +9,7 @@ the main model and each variant of worlds.MODELS, every seed — and writes
     out/report/results.md     every headline number as Markdown tables (docs/results.md is a copy)
 
 `python analyze.py --render-only` re-renders the page from results.json (byte-identical).
-`python analyze.py --prompt "she saw a goat and a hat"` runs your own line 1.
+`python analyze.py --prompt "she saw a goat and went to find a cake"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
 from dataclasses import dataclass, replace

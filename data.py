@@ -17,7 +17,7 @@ Line 2 = OPENER PRONOUN VERB ART ENDING
   The ending is drawn by popularity among the cell's words (cat 3, rat 2, bat 1, wombat 1): a
   runner-up exists, as "habit" does for "rabbit".
 Here the cue sits at a fixed index and the rhyme word after a fixed phrase: line 2 can find both in
-one look, and (SCIENCE.md, README) it does: this world's model re-reads line 1 instead of planning.
+one look, and (docs/planning.md) it does: this world's model re-reads line 1 instead of planning.
 
 The "list" grammar is the world search's attempt to remove those one-look routes (worlds.py):
 

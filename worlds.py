@@ -204,7 +204,7 @@ CANDIDATES = {
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
     "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
                            "no positions: the line-break route appears early in training and is dropped later "
-                           "(as in SCIENCE.md's noun-list world); final line break LD < 0.3."),
+                           "(as in the first noun-list world, docs/planning.md); final line break LD < 0.3."),
     "list-LG": Candidate((*LIST, *LG, *STEPS),
                          "local layer 0 (window 5): only <nl> sees both of line 1's last two nouns in layer 0; "
                          "line-2 nouns cannot mark themselves as line 2 before layer 1, so the direct route costs "

@@ -1,4 +1,4 @@
-"""Attribution graphs for one prompt, in the style of circuit-tracer, in five small steps.
+"""Attribution graphs for one prompt, in the style of circuit-tracer, in six small steps.
 
 (a) `record`: run the prompt once and keep every activation.
 (b) `replacement_forward`: the *local replacement model*. Attention patterns and LayerNorm scales

@@ -17,7 +17,7 @@ Loss = MSE (in units of each layer's output RMS) + lambda * sum tanh(c * a * ||W
 penalty; lambda ramps up over training) + a small "pre-activation" loss that pushes the encoder of
 a never-firing feature back towards firing (dead-feature handling, also Anthropic's).
 
-`python transcoder.py` trains (or loads) the CLT for out/model.pt and prints its report.
+`python analyze.py` trains (or loads, from `clt.pt` beside the checkpoint) the CLT of each model's first seed.
 """
 from dataclasses import dataclass, asdict
 import hashlib
