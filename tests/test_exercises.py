@@ -1,0 +1,61 @@
+"""Checks a student's exercises (EXERCISES=path/to/file.py; default: exercises/solutions.py) against the
+project's own functions or results known exactly."""
+import importlib.util
+import os
+
+import pytest
+import torch
+
+from lexicon import NOUNS
+from interp import directions
+from interp.directions import random_like
+from interp.probes import ridge_probe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def ex():
+    path = os.environ.get("EXERCISES", os.path.join(ROOT, "exercises", "solutions.py"))
+    spec = importlib.util.spec_from_file_location("student", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_normalized_ld_effect(ex):
+    a, b = torch.tensor([0.0, 1.0, -2.0]), torch.tensor([2.0, 1.5, 0.0])
+    assert ex.normalized_ld_effect(a, b, a) == pytest.approx(0.0)
+    assert ex.normalized_ld_effect(a, b, b) == pytest.approx(1.0)
+    # pooled, not a mean of per-pair ratios: the middle pair's tiny gap must not dominate
+    assert ex.normalized_ld_effect(a, b, torch.tensor([1.0, 1.5, -1.0])) == pytest.approx(2.5 / 4.5)
+
+
+def test_ridge_probe_accuracy_matches_the_projects(ex):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 16, generator=g), torch.randint(0, 4, (200,), generator=g)
+    x[torch.arange(200), y] += 3.0  # one informative feature per class
+    got = ex.ridge_probe_accuracy(x[:150], y[:150], x[150:], y[150:], 4)
+    assert got == pytest.approx(ridge_probe(x[:150], y[:150], x[150:], y[150:], 4)) and got > 0.5
+
+
+def test_contrastive_matches_the_projects(ex):
+    words = sorted(NOUNS)[:30]
+    dirs = {w: torch.randn(8, generator=torch.Generator().manual_seed(i)) for i, w in enumerate(words)}
+    want = directions.contrastive(dirs)
+    got = ex.contrastive(dirs, lambda w: (NOUNS[w].meaning, NOUNS[w].family))
+    assert set(got) == set(want) and all(torch.allclose(got[w], want[w], atol=1e-6) for w in words)
+
+
+def test_add_only_with_control_uses_norm_matched_random_directions(ex):
+    vectors = [torch.full((4,), float(i + 1)) for i in range(3)]
+    seen = []
+
+    def write(line1s, vecs):  # a fake writer: ends with "hit" exactly when handed the real vectors
+        seen.append([v.clone() for v in vecs])
+        return [["x", "hit" if torch.equal(v, vectors[i]) else "miss"] for i, v in enumerate(vecs)]
+    inject, control = ex.add_only_with_control(write, ["a", "b", "c"], ["hit"] * 3, vectors, seed=7)
+    assert (inject, control) == (1.0, 0.0)
+    rnd = next(s for s in seen if not torch.equal(s[0], vectors[0]))
+    for i, (r, v) in enumerate(zip(rnd, vectors)):
+        assert torch.allclose(r, random_like(v, 7 + i))
