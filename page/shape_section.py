@@ -65,7 +65,9 @@ def shape_plan(main):
         j = main["probes"]["roles"].index("nl")
         probe_row = table(["the ending's syllables, read by a probe at the line break"] + main["probes"]["layers"],
                           [["trained"] + [num(r[j]) for r in probe["trained"]["report"]],
-                           ["random-init model"] + [num(r[j]) for r in probe["random_init"]["report"]]])
+                           ["random-init model"] + [num(r[j]) for r in probe["random_init"]["report"]],
+                           ["always the commonest length (baseline)"] +
+                           [num(probe["majority_baseline"])] * len(probe["trained"]["report"])])
     return (head + f'<p class="verdict">{verdict}</p>' + fig +
             "<p>Line 2 has 8 syllables, so the opener's length is set by the ending's: the line break, which "
             "predicts the opener, is where the world demands a decision about <em>which word of the cell</em> "
