@@ -22,6 +22,8 @@ Two kinds of patch, at every position of the prompt and of line 2 (the "smeared"
 Beside the LD, `top1`: the share of pairs whose freely written line 2 ends in e_B after a column
 patch at a prompt position.
 """
+from dataclasses import dataclass
+
 import torch
 
 from data import ROLES
@@ -37,9 +39,26 @@ from interp.prompts import Clean, swap_pairs, well_formed
 from interp.stats import rate, ratio_of_sums
 
 
+@dataclass
+class PairRun:
+    """Everything a patch of A-B pairs needs, computed once (only pairs with two different clean endings)."""
+    a: list              # A's line 1s
+    b: list              # B's line 1s
+    prefix: list         # A's line 2 up to the word that commits to the ending (teacher-forced)
+    ea: torch.Tensor     # (N,) ids of A's clean committing word
+    eb: torch.Tensor     # (N,) ids of B's
+    hooks: list          # the residual hooks (resid_hooks)
+    n_dropped: int       # pairs left out: an ending not well formed, or the same in A and B
+    b_endings: list      # B's clean ending words (free generation's target)
+    roles: list          # the role of every token of A + prefix
+    cache_a: dict        # {hook: [(T, d)]} of A + prefix
+    cache_b: dict        # {hook: [(T, d)]} of B + A's prefix
+    ld_a: list = None    # LD in A's run
+    ld_b: list = None    # LD in B's run (with A's prefix)
+
+
 def pair_runs(model, world, pairs, clean):
-    """The pairs with two different clean noun endings, with what every patch needs: A's line-2
-    prefix, both endings' ids, LD_A and LD_B, B's residuals (prompt B + A's prefix) and A's roles."""
+    """The pairs with two different clean noun endings, with what every patch needs (a PairRun)."""
     a_l2, b_l2 = clean([a for a, _ in pairs]), clean([b for _, b in pairs])
     keep = [i for i in range(len(pairs)) if well_formed(a_l2[i]) and well_formed(b_l2[i])
             and commit_split(a_l2[i])[1] != commit_split(b_l2[i])[1]]
@@ -49,13 +68,11 @@ def pair_runs(model, world, pairs, clean):
     ea = torch.tensor([world.stoi[commit_split(a_l2[i])[1]] for i in keep], dtype=torch.long)
     eb = torch.tensor([world.stoi[commit_split(b_l2[i])[1]] for i in keep], dtype=torch.long)
     hooks = resid_hooks(model.cfg)
-    run = {"a": a, "b": b, "prefix": prefix, "ea": ea, "eb": eb, "hooks": hooks, "n_dropped": len(pairs) - len(keep),
-           "b_endings": [b_l2[i][-1] for i in keep],
-           "roles": [roles(x, p + ["?"], world.config)[:-1] for x, p in zip(a, prefix)],
-           "cache_a": activations(model, world, a, prefix, hooks),
-           "cache_b": activations(model, world, b, prefix, hooks)}
-    run["ld_a"] = ld(ending_logits(model, world, a, prefix), ea, eb)
-    run["ld_b"] = ld(ending_logits(model, world, b, prefix), ea, eb)
+    run = PairRun(a, b, prefix, ea, eb, hooks, len(pairs) - len(keep), [b_l2[i][-1] for i in keep],
+                  [roles(x, p + ["?"], world.config)[:-1] for x, p in zip(a, prefix)],
+                  activations(model, world, a, prefix, hooks), activations(model, world, b, prefix, hooks))
+    run.ld_a = ld(ending_logits(model, world, a, prefix), ea, eb)
+    run.ld_b = ld(ending_logits(model, world, b, prefix), ea, eb)
     return run
 
 
@@ -66,16 +83,16 @@ def ld(logits, ea, eb):
 
 def patch_edits(run, i, pos, layers):
     """Edits that copy B's residual at `pos` into A's run at the given layer indices."""
-    return [Edit(run["hooks"][l], pos, run["cache_b"][run["hooks"][l]][i][pos]) for l in layers]
+    return [Edit(run.hooks[l], pos, run.cache_b[run.hooks[l]][i][pos]) for l in layers]
 
 
 def is_noop(run, i, pos, layers, n_layer):
     """Exact no-ops, measured without a run: B's residuals equal A's at every patched layer (shared
     prefix, or the embedding of the same token), or only the final residual of a position before the
     last is patched (nothing reads it)."""
-    last = len(run["roles"][i]) - 1
+    last = len(run.roles[i]) - 1
     layers = [l for l in layers if not (l == n_layer and pos != last)]
-    return all(torch.equal(run["cache_a"][run["hooks"][l]][i][pos], run["cache_b"][run["hooks"][l]][i][pos])
+    return all(torch.equal(run.cache_a[run.hooks[l]][i][pos], run.cache_b[run.hooks[l]][i][pos])
                for l in layers)
 
 
@@ -86,8 +103,8 @@ def patching(model, world, pairs, clean, columns=None, single=True, free=True, s
     others are None."""
     run = pair_runs(model, world, pairs, clean)
     L = model.cfg.n_layer
-    n = len(run["a"])
-    present = sorted({x for rs in run["roles"] for x in rs if columns is None or x in columns}, key=ROLES.index)
+    n = len(run.a)
+    present = sorted({x for rs in run.roles for x in rs if columns is None or x in columns}, key=ROLES.index)
     kinds = {"column": list(range(L + 1)), "column_from1": list(range(1, L + 1))} if only_layers is None else {}
     if single:
         kinds.update({f"L{l}": [l] for l in (range(L + 1) if only_layers is None else only_layers)})
@@ -95,9 +112,9 @@ def patching(model, world, pairs, clean, columns=None, single=True, free=True, s
     noop = {}
     for role in present:
         for i in range(n):
-            if role not in run["roles"][i]:
+            if role not in run.roles[i]:
                 continue
-            pos = run["roles"][i].index(role)
+            pos = run.roles[i].index(role)
             for kind, layers in kinds.items():
                 if is_noop(run, i, pos, layers, L):
                     noop.setdefault((kind, role), []).append(i)
@@ -105,19 +122,19 @@ def patching(model, world, pairs, clean, columns=None, single=True, free=True, s
                     jobs.append((kind, role, i))
                     edits.append(patch_edits(run, i, pos, layers))
     idx = [j[2] for j in jobs]
-    logits = ending_logits(model, world, [run["a"][i] for i in idx], [run["prefix"][i] for i in idx], edits) \
+    logits = ending_logits(model, world, [run.a[i] for i in idx], [run.prefix[i] for i in idx], edits) \
         if jobs else torch.zeros(0, model.cfg.vocab_size)
-    patched = ld(logits, run["ea"][idx], run["eb"][idx]) if jobs else []
+    patched = ld(logits, run.ea[idx], run.eb[idx]) if jobs else []
     num, den = {}, {}
     for (kind, role, i), v in zip(jobs, patched):
-        num.setdefault((kind, role), []).append(v - run["ld_a"][i])
-        den.setdefault((kind, role), []).append(run["ld_b"][i] - run["ld_a"][i])
+        num.setdefault((kind, role), []).append(v - run.ld_a[i])
+        den.setdefault((kind, role), []).append(run.ld_b[i] - run.ld_a[i])
     for key, rows in noop.items():
         num.setdefault(key, []).extend([0.0] * len(rows))
-        den.setdefault(key, []).extend(run["ld_b"][i] - run["ld_a"][i] for i in rows)
+        den.setdefault(key, []).extend(run.ld_b[i] - run.ld_a[i] for i in rows)
     effect = {key: ratio_of_sums(num[key], den[key], seed) for key in num}
-    out = {"n_pairs": n, "n_dropped": run["n_dropped"], "roles": present,
-           "mean_ld_gap": sum(b - a for a, b in zip(run["ld_a"], run["ld_b"])) / max(1, n),
+    out = {"n_pairs": n, "n_dropped": run.n_dropped, "roles": present,
+           "mean_ld_gap": sum(b - a for a, b in zip(run.ld_a, run.ld_b)) / max(1, n),
            "column": {r: effect.get(("column", r)) for r in present},
            "column_from1": {r: effect.get(("column_from1", r)) for r in present}}
     if single:
@@ -133,7 +150,7 @@ def _value(e):
 
 
 def line2_roles_of(run):
-    return {r for rs, p in zip(run["roles"], run["prefix"]) for r in rs[len(rs) - len(p):]}
+    return {r for rs, p in zip(run.roles, run.prefix) for r in rs[len(rs) - len(p):]}
 
 
 def top1(model, world, run, prompt_roles):
@@ -142,10 +159,10 @@ def top1(model, world, run, prompt_roles):
     L = model.cfg.n_layer
     out = {}
     for role in prompt_roles:
-        rows = [i for i in range(len(run["a"])) if role in run["roles"][i][:len(world.prompt_ids(run["a"][i]))]]
-        edits = [patch_edits(run, i, run["roles"][i].index(role), range(L)) for i in rows]
-        written = write_line2(model, world, [run["a"][i] for i in rows], edits) if rows else []
-        out[role] = rate([w[-1:] == [run["b_endings"][i]] for w, i in zip(written, rows)])
+        rows = [i for i in range(len(run.a)) if role in run.roles[i][:len(world.prompt_ids(run.a[i]))]]
+        edits = [patch_edits(run, i, run.roles[i].index(role), range(L)) for i in rows]
+        written = write_line2(model, world, [run.a[i] for i in rows], edits) if rows else []
+        out[role] = rate([w[-1:] == [run.b_endings[i]] for w, i in zip(written, rows)])
     return out
 
 

@@ -87,8 +87,8 @@ def test_with_epithets_patching_scores_the_epithet_not_the_noun_that_copies_it()
     line2 = {tuple(c.line1): c.line2 for c in world.split("test")}
     clean = lambda l1s: [line2.get(tuple(l), ["then", "he", "saw", "a", "funny", "cat"]) for l in l1s]
     run = pair_runs(model, world, swap_pairs(world, list(map(list, line2))[:60], "rhyme"), clean)
-    assert len(run["a"]) > 10
-    for a, prefix, ea, eb in zip(run["a"], run["prefix"], run["ea"], run["eb"]):
+    assert len(run.a) > 10
+    for a, prefix, ea, eb in zip(run.a, run.prefix, run.ea, run.eb):
         assert prefix == clean([a])[0][:-2] and prefix[-1] == "a"
         assert world.itos[ea] in EPITHETS and world.itos[eb] in EPITHETS and ea != eb
     with pytest.raises(ValueError, match="world search"):
