@@ -103,3 +103,40 @@ def planned_word_features(model, clt, world, line1s, line2s, runners, role="nl")
     out["clamp_to_zero"] = {"n": len(rows), "counts": {k: kinds.count(k) for k in OUTCOMES},
                             "runner_up_rate": rate([k == "runner_up" for k in kinds])}
     return out
+
+
+@torch.no_grad()
+def planned_length_features(model, clt, world, line1s, line2s, role="nl"):
+    """The shape plan's features (worlds with a meter): transcoder features at `role` whose ablation
+    alone, line 2 written freely, changes the opener's length *and* yields a valid couplet ending in
+    another word of the cell (the one that fits the new length). Eligible prompts: a valid clean
+    couplet whose cell has a word of another length. The rate of prompts with at least one such
+    feature (any layer), beside the same criterion at line 1's verb (the control position)."""
+    from couplet_rules import check_couplet
+    from interp.shape import CONTROL_ROLE, opener_length, _cell, length_of
+    ok = [i for i, (l1, l2) in enumerate(zip(line1s, line2s)) if l2 and ending(l2) in NOUNS
+          and not check_couplet(l1, l2, world.config)
+          and any(length_of(w) != length_of(ending(l2)) for w in _cell(world, l1))]
+    l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
+    out = {"n_eligible": len(ok), "eligible": ok, "criterion": {"top_k": TOP_K}}
+    for where in (role, CONTROL_ROLE):
+        pos = [role_position(l1, where, world.config) for l1 in l1s]
+        hits = [set() for _ in l1s]
+        for layer in range(clt.n_layer):
+            resid = activations(model, world, l1s, [[] for _ in l1s], [in_name(layer)])[in_name(layer)]
+            acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
+            score = acts * clt.decoder_norms()[layer]
+            rows, edits = [], []
+            for i in range(len(l1s)):
+                for f in score[i].topk(min(TOP_K, int((acts[i] > 0).sum()))).indices.tolist():
+                    rows.append((i, f))
+                    edits.append(ablation_edits(clt, layer, pos[i], [acts[i, f].item()], [f]))
+            written = write_line2(model, world, [l1s[i] for i, _ in rows], edits)
+            for (i, f), w in zip(rows, written):
+                if (opener_length(w) != opener_length(l2s[i]) and ending(w) != ending(l2s[i])
+                        and not check_couplet(l1s[i], w, world.config)):
+                    hits[i].add((layer, f))
+        out[where] = rate([bool(h) for h in hits])
+        if where == role:
+            out["features"] = [sorted(h) for h in hits]  # (layer, feature id) per eligible prompt
+    return out

@@ -28,6 +28,7 @@ Steps:
                     untrained transcoder's graph scores as the floor
 `headline(result)` flattens the numbers the README and the worlds table quote.
 """
+from collections import Counter
 from dataclasses import dataclass, asdict
 
 import torch
@@ -47,7 +48,7 @@ from interp import shape
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
-from interp.planned_features import planned_word_features
+from interp.planned_features import planned_word_features, planned_length_features
 from interp.supernodes import feature_label, summary_graph
 from interp.transcoder import CLTConfig, get_clt, ending_fidelity, random_dictionary
 
@@ -263,7 +264,20 @@ def clt_section(model, world, cfg, line1s, line2s, runners, path):
             "all_tokens": {k: info[k] for k in
             ("fvu", "l0", "dead_fraction", "loss_clean", "loss_clt", "loss_recovered")},
             "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores,
-            "planned_word_features": planned_word_features(model, clt, world, l1s, l2s, [runners[i] for i in ok])}
+            "planned_word_features": planned_word_features(model, clt, world, l1s, l2s, [runners[i] for i in ok]),
+            **({"planned_length_features": length_features(model, clt, world, line1s, line2s)}
+               if shape.has_meter(world) else {})}
+
+
+def length_features(model, clt, world, line1s, line2s):
+    """Planned-length features at the line break (interp/planned_features.py), with the automatic labels
+    of the three that pass most often."""
+    out = planned_length_features(model, clt, world, line1s, line2s)
+    counts = Counter(f for h in out.pop("features") for f in h)
+    with torch.no_grad():
+        out["top"] = [{"layer": l, "feature": f, "prompts": k, "label": feature_label(model, clt, world, l, f)}
+                      for (l, f), k in counts.most_common(3)]
+    return out
 
 
 def featured_graph(model, clt, world, line1, line2):
@@ -297,7 +311,8 @@ HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue",
             "add_only_other_meaning_rate", "add_only_other_meaning_random_rate", "suppression_runner_up_rate",
             "sweep_rhyme_site_rate", "sweep_rhyme_best_other_rate", "sweep_meaning_site_rate",
             "sweep_meaning_best_other_rate",
-            "ending_probe_nl", "ending_probe_nl_random_init", "cell_favourite_rate", "planned_word_features_rate")
+            "ending_probe_nl", "ending_probe_nl_random_init", "cell_favourite_rate", "planned_word_features_rate",
+            "planned_length_features_rate", "planned_length_features_control_rate")
 SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
 
 
@@ -355,5 +370,9 @@ def headline(r):
     pwf = r.get("clt", {}).get("planned_word_features")
     if pwf:
         put("planned_word_features_rate", pwf["any_layer"])
+    plf = r.get("clt", {}).get("planned_length_features")
+    if plf:
+        put("planned_length_features_rate", plf["nl"])
+        put("planned_length_features_control_rate", plf[shape.CONTROL_ROLE])
     return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None},
             "ci": {k: v for k, v in ci.items() if v is not None}}

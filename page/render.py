@@ -45,6 +45,9 @@ HEADLINE_LABELS = {
     "ending_probe_nl_random_init": "same probe, random-init model",
     "cell_favourite_rate": "baseline: the cell's favourite ending (no word-level plan needed)",
     "planned_word_features_rate": "prompts with transcoder features at the line break standing for the written word",
+    "planned_length_features_rate": "eligible prompts with a transcoder feature at the line break whose ablation "
+                                    "switches the opener's length and writes a valid cell-mate",
+    "planned_length_features_control_rate": "the same criterion at line 1's verb",
 }
 
 

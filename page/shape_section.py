@@ -7,6 +7,7 @@ in results.json and the one bar of interp/patching.py."""
 from html import escape
 
 from interp.patching import CARRIES, WEAK
+from interp.shape import CONTROL_ROLE as CONTROL
 from page.html import fmt_seeds, heatmap, num, rate, table
 
 
@@ -57,6 +58,13 @@ def shape_plan(main):
              ["... the opener teacher-forced (direct): ends in the runner-up", rate(hb["opener_forced"])],
              ["prompts whose runner-up has the planned length (a length edit cannot reach it; not counted)",
               str(hb["n_same_length"])]]
+    plf = (main.get("clt") or {}).get("planned_length_features")
+    if plf:
+        inter += [["transcoder features at the line break whose ablation alone switches the opener's length and "
+                   "writes a valid cell-mate (eligible prompts, any layer)", rate(plf["nl"])],
+                  ["... the same criterion at line 1's verb", rate(plf[CONTROL])]]
+        inter += [[f"... a frequent one: L{t['layer']} #{t['feature']} ({t['prompts']} prompts)", escape(t["label"])]
+                  for t in plf["top"]]
     examples = "".join(f"<li><code>{escape(x['line1'])} / {escape(x['written'])}</code></li>"
                        for x in g["inject"].get("examples", []))
     probe = main["probes"].get("length")
@@ -94,6 +102,8 @@ PLANNING_ROWS = (
     ("... random direction", "green_random_rate"),
     ("habit at the line break: valid couplet ending in the runner-up", "habit_valid_rate"),
     ("... random direction", "habit_random_rate"),
+    ("planned-length transcoder features at the line break (seed 0)", "planned_length_features_rate"),
+    ("... the same criterion at line 1's verb", "planned_length_features_control_rate"),
 )
 
 
