@@ -20,9 +20,10 @@ come ("rabbit"), not for a rhyme family or a meaning. The causal criterion, for 
 """
 import torch
 
-from couplet_rules import role_position
+from couplet_rules import check_couplet, role_position
 from interp.edits import Edit, activations, ending, ending_logits, write_line2
 from interp.interventions import OUTCOMES, opener, outcome
+from interp.shape import CONTROL_ROLE, cell_of, length_of, opener_length
 from interp.stats import rate
 from interp.transcoder import in_name, out_name
 from lexicon import NOUNS
@@ -50,11 +51,9 @@ def stands_for(drops, word, stoi, level="word"):
     return bool(e >= MIN_DROP and e - max(drops[stoi[w]] for w in rivals(word, level)) >= MARGIN)
 
 
-@torch.no_grad()
-def find(model, clt, world, line1s, line2s, pos, layer, level="word", clean=None):
-    """Per prompt: [(feature id, activation)] of the features at token pos[i] and `layer` that stand for
-    its ending (level "word") or for its ending's cell (level "cell")."""
-    prefixes = [l2[:-1] for l2 in line2s]
+def candidates(model, clt, world, line1s, prefixes, pos, layer):
+    """Step 1 and the edits of step 2: the `top_k` active features of `layer` at token pos[i] of each
+    prompt (+ prefix), as (acts (n, F), [(prompt, feature)], [ablation Edits of that one feature])."""
     resid = activations(model, world, line1s, prefixes, [in_name(layer)])[in_name(layer)]
     acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
     score = acts * clt.decoder_norms()[layer]
@@ -63,6 +62,15 @@ def find(model, clt, world, line1s, line2s, pos, layer, level="word", clean=None
         for f in score[i].topk(min(TOP_K, int((acts[i] > 0).sum()))).indices.tolist():
             rows.append((i, f))
             edits.append(ablation_edits(clt, layer, pos[i], [acts[i, f].item()], [f]))
+    return acts, rows, edits
+
+
+@torch.no_grad()
+def find(model, clt, world, line1s, line2s, pos, layer, level="word", clean=None):
+    """Per prompt: [(feature id, activation)] of the features at token pos[i] and `layer` that stand for
+    its ending (level "word") or for its ending's cell (level "cell")."""
+    prefixes = [l2[:-1] for l2 in line2s]
+    acts, rows, edits = candidates(model, clt, world, line1s, prefixes, pos, layer)
     clean = ending_logits(model, world, line1s, prefixes) if clean is None else clean  # (n, V), the same for every call
     edited = ending_logits(model, world, [line1s[i] for i, _ in rows], [prefixes[i] for i, _ in rows], edits)
     demean = lambda x: x - x.mean(-1, keepdim=True)
@@ -112,25 +120,16 @@ def planned_length_features(model, clt, world, line1s, line2s, role="nl"):
     another word of the cell (the one that fits the new length). Eligible prompts: a valid clean
     couplet whose cell has a word of another length. The rate of prompts with at least one such
     feature (any layer), beside the same criterion at line 1's verb (the control position)."""
-    from couplet_rules import check_couplet
-    from interp.shape import CONTROL_ROLE, opener_length, _cell, length_of
     ok = [i for i, (l1, l2) in enumerate(zip(line1s, line2s)) if l2 and ending(l2) in NOUNS
           and not check_couplet(l1, l2, world.config)
-          and any(length_of(w) != length_of(ending(l2)) for w in _cell(world, l1))]
+          and any(length_of(w) != length_of(ending(l2)) for w in cell_of(world, l1))]
     l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
     out = {"n_eligible": len(ok), "eligible": ok, "criterion": {"top_k": TOP_K}}
     for where in (role, CONTROL_ROLE):
         pos = [role_position(l1, where, world.config) for l1 in l1s]
         hits = [set() for _ in l1s]
         for layer in range(clt.n_layer):
-            resid = activations(model, world, l1s, [[] for _ in l1s], [in_name(layer)])[in_name(layer)]
-            acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
-            score = acts * clt.decoder_norms()[layer]
-            rows, edits = [], []
-            for i in range(len(l1s)):
-                for f in score[i].topk(min(TOP_K, int((acts[i] > 0).sum()))).indices.tolist():
-                    rows.append((i, f))
-                    edits.append(ablation_edits(clt, layer, pos[i], [acts[i, f].item()], [f]))
+            _, rows, edits = candidates(model, clt, world, l1s, [[] for _ in l1s], pos, layer)
             written = write_line2(model, world, [l1s[i] for i, _ in rows], edits)
             for (i, f), w in zip(rows, written):
                 if (opener_length(w) != opener_length(l2s[i]) and ending(w) != ending(l2s[i])

@@ -161,7 +161,8 @@ def length_directions(acts, line2s):
     return word_directions(acts, [length_of(ending(x)) if x and ending(x) in NOUNS else None for x in line2s])[0]
 
 
-def _cell(world, line1):
+def cell_of(world, line1):
+    """The valid endings of this line 1: its (meaning, rhyme) cell."""
     p = parse_line1(line1, world.config)
     return valid_endings(NOUNS[p.cue].meaning, p.rhyme)
 
@@ -176,7 +177,7 @@ def green_targets(world, line1s, line2s, dirs, seed=0):
         if not l2 or e not in NOUNS or check_couplet(l1, l2, world.config):
             out.append(None)
             continue
-        cell = _cell(world, l1)
+        cell = cell_of(world, l1)
         lengths = sorted({length_of(w) for w in cell if length_of(w) != length_of(e) and length_of(w) in dirs})
         if not lengths:
             out.append(None)

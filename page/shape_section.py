@@ -25,8 +25,8 @@ def shape_plan(main):
                    f"{num((ctl.get('opener') or {}).get('rate'))}).")
     elif v >= WEAK:
         verdict = (f"Partly: copying another line 1's {where} makes the opener take that line's length in "
-                   f"{num(v)} of pairs (line 1's verb: {num((ctl.get('opener') or {}).get('rate'))}); the rest "
-                   f"of the decision is taken by the opener's later words, which read line 1 themselves.")
+                   f"{num(v)} of pairs (line 1's verb: {num((ctl.get('opener') or {}).get('rate'))}); the map "
+                   f"below shows which other positions carry the rest.")
     else:
         verdict = f"No: copying another line 1's {where} moves the opener's length in only {num(v)} of pairs."
     layers, roles = sh["layers"], sh["roles"]
@@ -85,9 +85,21 @@ def shape_plan(main):
             table(["edit", "rate"], inter) +
             (f"<p>Couplets the green edit wrote:</p><ul>{examples}</ul>" if examples else "") + probe_row +
             "<p class=note>A length direction is the mean difference of the line break's residual between prompts "
-            "whose written ending has that many syllables and all prompts (fit prompts). With the opener "
-            "teacher-forced the same edits do almost nothing: the shape reaches the ending through the opener the "
-            "model writes.</p>")
+            "whose written ending has that many syllables and all prompts (fit prompts). " + forced_reading(g, hb) +
+            "</p>")
+
+
+def forced_reading(g, hb):
+    """What the opener-forced rows say, read from them: does the edit act through the opener it makes
+    the model write?"""
+    free = [x["rate"] for x in (g["inject"], hb["suppress"]) if x["rate"] is not None]
+    forced = [x["rate"] for x in (g["opener_forced"], hb["opener_forced"]) if x["rate"] is not None]
+    if not free or not forced:
+        return ""
+    if max(forced) < WEAK <= max(free):
+        return ("With the opener teacher-forced the same edits almost never reach the ending: the shape reaches "
+                "it through the opener the model writes.")
+    return f"With the opener teacher-forced the edits still reach the ending (up to {num(max(forced))})."
 
 
 PLANNING_ROWS = (
