@@ -9,18 +9,29 @@
                        (P: parameters except the embeddings; a causal query at t reads t + 1 keys)
   by_threads           train_tokens_per_s at 1 and 2 threads: the measurement behind the default --threads
   seconds              with --timings: wall time of `python train.py` and `python analyze.py` (the quick path)
+  to_quality           with --to-quality: the main model trained with today's recipe and with a candidate
+                       (RECIPES), one thread each, side by side: training seconds, steps and tokens until test
+                       validity (n = 500 prompts, measured every 100 steps) first reaches 0.98, per seed, with
+                       the curves; ratio = the candidate's seconds over the baseline's, the mean over seeds.
+                       Seconds count training only (from the first step; the evaluations are subtracted).
+  recipe_search        with --search: every recipe of RECIPES on one seed, written to out/recipe_search.json
 """
 from dataclasses import asdict, replace
+import json
 import math
 import os
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn as nn
+
+from interp.quality import evaluate
 
 from data import CoupletWorld, WorldConfig, PAD
 from model import GPT, GPTConfig
@@ -123,6 +134,89 @@ def measure_training(world_cfg=WorldConfig(), model_cfg=GPTConfig(), cfg=T.Train
             "matmul_peak_gflops": peak, "mfu": statistics.median(flops_rates) / (peak * 1e9)}
 
 
+# Recipes tried for time to quality, each with what it was expected to do, written before it was run.
+# Every row stays, whatever it did. "baseline" is train.py's default recipe.
+RECIPES = {
+    "baseline": ({}, "AdamW 1.5e-3, cosine over 1,200 steps: first reaches 0.98 late, around step 1,000-1,200; "
+                     "a seed may not reach it at all (seed 1 ended at 0.974)"),
+    "adamw_wsd_600": ({"lr": 3e-3, "schedule": "wsd", "max_steps": 600},
+                      "AdamW 3e-3, warmup-stable-decay over 600 steps: misses 0.98 (a 600-step cosine at this "
+                      "rate ended at 0.878)"),
+    "muon_cosine_1200": ({"optimizer": "muon"},
+                         "Muon 0.02 on the blocks' matrices + AdamW 1.5e-3, cosine over 1,200 steps: reaches 0.98 "
+                         "by about step 600, with each step 20-30% dearer (Newton-Schulz): ratio about 0.6"),
+    "muon_wsd_600": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 600},
+                     "Muon + AdamW, warmup-stable-decay over 600 steps: reaches 0.98 during the decay, step "
+                     "500-600: ratio about 0.55"),
+    "muon_wsd_400": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 400},
+                     "as muon_wsd_600 over 400 steps: ends near 0.95, misses 0.98"),
+    "muon_wsd_600_hot": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 600, "muon_lr": 0.04, "lr": 3e-3},
+                         "muon_wsd_600 with both rates doubled: no better (this model is small; the rates are "
+                         "near their limit)"),
+    "muon_wsd_300_b128": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 300, "batch_size": 128},
+                          "muon_wsd_600's tokens in half the steps at twice the batch: no faster, as a sequence "
+                          "costs the same at batch 64 and 128"),
+}
+QUALITY, EVERY, QUALITY_N = 0.98, 100, 500
+CANDIDATE = "muon_wsd_600"
+
+
+def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig(), threshold=QUALITY, every=EVERY,
+                    n=QUALITY_N):
+    """Train the main model with a recipe of RECIPES (by name) until test validity reaches `threshold`
+    (measured every `every` steps on n prompts) or the recipe's steps end; return the curve and when it got there."""
+    overrides = RECIPES[recipe][0]
+    world = CoupletWorld(world_cfg)
+    curve, spent = [], {"eval": 0.0}
+
+    def on_step(run):
+        if run.step % every and run.step != run.cfg.max_steps:
+            return False
+        t = time.perf_counter()
+        valid = evaluate(run.model, world, "test", n)["valid"]
+        run.model.train()
+        spent["eval"] += time.perf_counter() - t
+        curve.append({"step": run.step, "seconds": round(run.elapsed - spent["eval"] + (time.perf_counter() - t), 2),
+                      "valid": valid})
+        return valid >= threshold
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = replace(T.TrainConfig(), seed=seed, out=tmp, eval_every=10 ** 9, ckpt_every=10 ** 9, **overrides)
+        T.train(replace(world_cfg, seed=seed), model_cfg, cfg, on_step=on_step, quiet=True)
+    data = world.tensor(world.split("train"), world.max_len())
+    reached = next((c for c in curve if c["valid"] >= threshold), None)
+    steps = reached["step"] if reached else curve[-1]["step"]
+    tokens = sum(int((data[T.batch_indices(s, len(data), cfg.batch_size, seed)][:, 1:] != PAD).sum())
+                 for s in range(steps))
+    return {"recipe": recipe, "seed": seed, "reached": reached is not None, "steps": steps, "tokens": tokens,
+            "seconds": (reached or curve[-1])["seconds"], "curve": curve}
+
+
+def _time_to_quality_job(job):
+    recipe, seed, kw = job
+    torch.set_num_threads(1)
+    return time_to_quality(recipe, seed, **kw)
+
+
+def run_time_to_quality(jobs, processes, **kw):
+    """time_to_quality for each (recipe, seed), `processes` at a time, one thread each."""
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_time_to_quality_job, [(r, s, kw) for r, s in jobs]))
+
+
+def to_quality_summary(runs, baseline, candidate):
+    """bench.json's to_quality: mean seconds per recipe over seeds and their ratio (candidate / baseline).
+    A run that never reached the bar counts its whole training time, a lower bound, and says so."""
+    by = {r: [x for x in runs if x["recipe"] == r] for r in (baseline, candidate)}
+    mean = {r: statistics.mean(x["seconds"] for x in by[r]) for r in by}
+    ratios = [c["seconds"] / b["seconds"] for b, c in zip(by[baseline], by[candidate])]
+    return {"baseline_s": round(mean[baseline], 1), "candidate_s": round(mean[candidate], 1),
+            "ratio": round(mean[candidate] / mean[baseline], 3), "ratio_by_seed": [round(r, 3) for r in ratios],
+            "seeds": [x["seed"] for x in by[candidate]], "recipe": {candidate: RECIPES[candidate][0]},
+            "baseline_recipe": {baseline: RECIPES[baseline][0]}, "threshold": QUALITY, "n": QUALITY_N,
+            "every": EVERY, "all_reached": all(x["reached"] for x in runs), "runs": runs}
+
+
 def timed(argv):
     t = time.time()
     subprocess.run([sys.executable, *argv], check=True, stdout=subprocess.DEVNULL)
@@ -134,10 +228,19 @@ def main(argv=None):
     p.add_argument("--out", default="out")
     p.add_argument("--quick", action="store_true", help="a smoke run: a tiny model, few repeats")
     p.add_argument("--timings", action="store_true", help="also time `python train.py && python analyze.py`")
+    p.add_argument("--to-quality", action="store_true",
+                   help="time to test validity 0.98: baseline against --candidate, --seeds seeds each, side by side")
+    p.add_argument("--candidate", default=CANDIDATE, help=f"a recipe of RECIPES (default {CANDIDATE})")
+    p.add_argument("--search", action="store_true", help="every recipe of RECIPES on seed 0 (out/recipe_search.json)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds with --to-quality (default 3)")
     cli.add_threads_flag(p)
     args = p.parse_args(argv)
 
     def body():
+        if args.candidate not in RECIPES or not 1 <= args.seeds <= 10:
+            raise ValueError(f"--candidate must be one of {', '.join(RECIPES)} and --seeds in [1, 10]")
+        if args.to_quality or args.search:
+            return quality_main(args)
         cli.set_threads(args.threads)
         world, model = WorldConfig(), GPTConfig()
         kw = {}
@@ -162,6 +265,31 @@ def main(argv=None):
         if "seconds" in r:
             print(f"seconds               train {r['seconds']['train']}, analyze {r['seconds']['analyze']}")
     return cli.run_main("bench.py", body)
+
+
+def quality_main(args):
+    """--search and --to-quality: the runs, one process per core, one thread each."""
+    kw = dict(world_cfg=WorldConfig(n_train=2000, n_test=20), model_cfg=GPTConfig(n_layer=2, n_head=2, d_model=32,
+                                                                                   d_mlp=64), n=20) if args.quick else {}
+    processes = cli.cores() if args.threads is None else max(1, args.threads)
+    if args.search:
+        runs = run_time_to_quality([(r, 0) for r in RECIPES], processes, **kw)
+        write_json(os.path.join(args.out, "recipe_search.json"),
+                   {"rows": [{**run, "overrides": RECIPES[run["recipe"]][0], "prediction": RECIPES[run["recipe"]][1]}
+                             for run in runs], "threshold": QUALITY, "n": QUALITY_N, "every": EVERY})
+        for run in runs:
+            print(f"{run['recipe']:20} {'reached' if run['reached'] else 'missed '} step {run['steps']:5} "
+                  f"{run['seconds']:7.1f} s  last valid {run['curve'][-1]['valid']:.3f}")
+        return 0
+    jobs = [(r, s) for s in range(args.seeds) for r in ("baseline", args.candidate)]  # each seed's pair side by side
+    summary = to_quality_summary(run_time_to_quality(jobs, processes, **kw), "baseline", args.candidate)
+    path = os.path.join(args.out, "bench.json")
+    r = json.load(open(path)) if os.path.exists(path) else {}
+    write_json(path, {**r, "to_quality": summary})
+    print(f"time to test valid {QUALITY} (n={QUALITY_N}): baseline {summary['baseline_s']} s, {args.candidate} "
+          f"{summary['candidate_s']} s, ratio {summary['ratio']} (by seed {summary['ratio_by_seed']})"
+          + ("" if summary["all_reached"] else "; some runs never reached it (their whole training time counted)"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ class TrainConfig:
     min_lr_frac: float = 0.1
     warmup_steps: int = 50
     weight_decay: float = 0.1
+    optimizer: str = "adamw"   # "adamw", or "muon": Muon for the blocks' weight matrices, AdamW for the rest
+    muon_lr: float = 0.02      # Muon's peak learning rate (its update is orthogonalized, so it has its own scale)
+    schedule: str = "cosine"   # after warmup: "cosine" decay, or "wsd" (warmup-stable-decay: flat, then linear)
+    decay_frac: float = 0.3    # with "wsd": the last fraction of the steps that decays to min_lr_frac
     eval_every: int = 500      # steps between quick evaluations (on eval_n // 4 prompts)
     eval_n: int = 500          # prompts per split in the final evaluation
     ckpt_every: int = 200      # steps between checkpoints
@@ -57,11 +61,23 @@ class TrainConfig:
             raise ValueError(f"--lr must be a number in (0, 1), got {self.lr}")
         if not 0 <= self.min_lr_frac <= 1 or self.warmup_steps < 0 or self.weight_decay < 0 or self.snapshot_every < 0:
             raise ValueError("--min-lr-frac must be in [0, 1]; --warmup-steps, --weight-decay and --snapshot-every >= 0")
+        if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} and --schedule one of "
+                             f"{', '.join(SCHEDULES)}, got {self.optimizer!r} and {self.schedule!r}")
+        if not 0 < self.muon_lr < 10 or not 0 < self.decay_frac <= 1:
+            raise ValueError(f"--muon-lr must be in (0, 10) and --decay-frac in (0, 1], got {self.muon_lr} and "
+                             f"{self.decay_frac}")
         return self
 
 
+OPTIMIZERS, SCHEDULES = ("adamw", "muon"), ("cosine", "wsd")
+
+
 # settings a resumed run must share with the checkpoint it continues (the rest only shape the logs)
-RESUME_MUST_MATCH = ("seed", "max_steps", "batch_size", "lr", "min_lr_frac", "warmup_steps", "weight_decay")
+RESUME_MUST_MATCH = ("seed", "max_steps", "batch_size", "lr", "min_lr_frac", "warmup_steps", "weight_decay",
+                     "optimizer", "muon_lr", "schedule", "decay_frac")
+# what a checkpoint that does not record the recipe's later fields was trained with
+RECIPE_BEFORE_FIELDS = {"optimizer": "adamw", "muon_lr": 0.02, "schedule": "cosine", "decay_frac": 0.3}
 
 
 class TrainError(Exception):
@@ -69,12 +85,17 @@ class TrainError(Exception):
 
 
 # ---- the pieces of one step ------------------------------------------------------------------------
-def lr_at(step, cfg):
-    """Linear warmup, then cosine decay to min_lr_frac * lr."""
+def lr_scale(step, cfg):
+    """The fraction of the peak learning rate at a step: linear warmup, then either cosine decay to
+    min_lr_frac, or (wsd) flat until the last decay_frac of the steps and a linear decay to min_lr_frac."""
     if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        decay_from = cfg.max_steps * (1 - cfg.decay_frac)
+        t = max(0.0, (step - decay_from) / max(1.0, cfg.max_steps - decay_from))
+        return 1 - (1 - cfg.min_lr_frac) * min(t, 1.0)
     t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    return cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -96,14 +117,54 @@ def inputs_and_targets(batch):
 
 
 def make_optimizer(model, cfg):
-    """AdamW with weight decay on matrices only; the fused kernel where this torch has it."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW with weight decay on matrices only (the fused kernel where this torch has it); with
+    cfg.optimizer == "muon", the blocks' weight matrices (attention and MLP) go to Muon instead, which
+    orthogonalizes each matrix's momentum (Newton-Schulz), and AdamW keeps the embeddings, the unembedding,
+    the gains and the biases. Every group remembers its peak learning rate as "peak_lr"."""
+    hidden = [p for n, p in model.named_parameters() if cfg.optimizer == "muon" and n.startswith("blocks.")
+              and p.dim() == 2]
+    rest = [p for p in model.parameters() if not any(p is h for h in hidden)]
+    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
+    for g in groups:
+        g["peak_lr"] = cfg.lr
     try:
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=True)
+        adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=True)
     except (RuntimeError, TypeError, ValueError):  # no fused AdamW for this device / torch
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+        adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    if not hidden:
+        return adamw
+    muon = torch.optim.Muon([{"params": hidden, "peak_lr": cfg.muon_lr}], lr=cfg.muon_lr,
+                            weight_decay=cfg.weight_decay)
+    return Optimizers(muon, adamw)
+
+
+class Optimizers:
+    """Several optimizers, each over its own parameters, stepped as one (Muon + AdamW)."""
+
+    def __init__(self, *optimizers):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self):
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def zero_grad(self, set_to_none=True):
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self):
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state):
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError("the saved optimizer state has another number of optimizers")
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
 
 
 def shard_loss(net, batch, rank, world_size):
@@ -119,7 +180,7 @@ def shard_loss(net, batch, rank, world_size):
 # ---- one run ----------------------------------------------------------------------------------------
 def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=None, quiet=False):
     """Train (or resume) and return the final metrics dict, or None when stopped early (Ctrl-C,
-    SIGTERM, or `on_step(step)` returning True): a checkpoint is saved first.
+    SIGTERM, or `on_step(run)` returning True after a step, given this Run; one process only): a checkpoint is saved first.
     Under torchrun (WORLD_SIZE > 1) every process calls this; only rank 0 writes and returns metrics."""
     cfg.validate()
     world_cfg.validate()
@@ -177,14 +238,17 @@ class Run:
         saved = {**ckpt["world_config"], **ckpt["model_config"], **state.get("train_config", {})}
         now = {**asdict(self.world_cfg), **asdict(self.model_cfg), **asdict(self.cfg)}
         keys = [k for k in now if k in ckpt["world_config"] or k in ckpt["model_config"] or k in RESUME_MUST_MATCH]
-        differ = [k for k in keys if saved.get(k, now[k]) != now[k]]
+        differ = [k for k in keys if saved.get(k, RECIPE_BEFORE_FIELDS.get(k, now[k])) != now[k]]
         if differ:
             names = ", ".join(f"--{k.replace('_', '-')} ({saved.get(k)} there, {now[k]} now)" for k in differ)
             raise TrainError(f"{self.path} was trained with other settings: {names}; resume with the same flags "
                              f"or drop --resume")
         try:
             self.model.load_state_dict(old.state_dict())
+            peaks = [g["peak_lr"] for g in self.opt.param_groups]
             self.opt.load_state_dict(state["optimizer"])
+            for g, peak in zip(self.opt.param_groups, peaks):  # a checkpoint older than "peak_lr" lacks it
+                g["peak_lr"] = peak
             self.step, self.history, self.losses, self.elapsed = (state[k] for k in ("step", "history", "losses",
                                                                                       "elapsed"))
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -221,13 +285,13 @@ class Run:
         try:
             while self.step < cfg.max_steps and not stopping:
                 for g in self.opt.param_groups:
-                    g["lr"] = lr_at(self.step, cfg)
+                    g["lr"] = g["peak_lr"] * lr_scale(self.step, cfg)
                 batch = self.data[batch_indices(self.step, len(self.data), cfg.batch_size, cfg.seed)]  # (B, T)
                 loss = shard_loss(self.net, batch, self.rank, self.world_size)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-                stopping = stop["requested"] or bool(on_step is not None and on_step(self.step + 1))
+                stopping = stop["requested"]
                 if self.world_size > 1:
                     loss, stopping = sync(loss, stopping, self.world_size)
                 if not math.isfinite(loss.item()):  # keep the last good checkpoint, do not overwrite it
@@ -237,6 +301,7 @@ class Run:
                 self.step += 1
                 self.elapsed = time.time() - t0
                 bar.update(1, loss=f"{loss.item():.3f}")
+                stopping = stopping or bool(on_step is not None and on_step(self))
                 if self.step % 10 == 0 or self.step == 1:
                     self.losses.append([self.step, round(loss.item(), 4)])
                 if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps and self.rank == 0:
@@ -408,7 +473,8 @@ def trained(out, args, name, seed):
     same = (ckpt.get("world_config") == asdict(world_cfg)
             and {k: ckpt.get("model_config", {}).get(k) for k in asdict(model_cfg) if k not in ("vocab_size", "block_size")}
             == {k: v for k, v in asdict(model_cfg).items() if k not in ("vocab_size", "block_size")}
-            and all(state.get(k) == getattr(replace(cfg, seed=seed), k) for k in RESUME_MUST_MATCH))
+            and all(state.get(k, RECIPE_BEFORE_FIELDS.get(k)) == getattr(replace(cfg, seed=seed), k)
+                    for k in RESUME_MUST_MATCH))
     if not same:
         return None
     return "done" if ckpt.get("metrics") and os.path.exists(os.path.join(out, "train_metrics.json")) else "partial"

@@ -31,7 +31,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     full = tiny_train_config(tmp_path / "full", max_steps=30, ckpt_every=10)
     train(TINY_WORLD, TINY_MODEL, full, quiet=True)
     part = tiny_train_config(tmp_path / "part", max_steps=30, ckpt_every=10)
-    assert train(TINY_WORLD, TINY_MODEL, part, on_step=lambda s: s == 17, quiet=True) is None
+    assert train(TINY_WORLD, TINY_MODEL, part, on_step=lambda r: r.step == 17, quiet=True) is None
     assert load_checkpoint(str(tmp_path / "part" / "model.pt"))[1]["train_state"]["step"] == 17
     resumed = tiny_train_config(tmp_path / "part", max_steps=30, ckpt_every=10, resume=True)
     train(TINY_WORLD, TINY_MODEL, resumed, quiet=True)

@@ -72,7 +72,7 @@ def test_shards_of_unequal_token_counts_add_up_to_the_whole_batch():
 
 def test_the_logged_first_loss_is_the_forward_loss_of_the_first_batch(tmp_path):
     cfg = tiny_train_config(tmp_path, max_steps=5, seed=3)
-    assert train(TINY_WORLD, TINY_MODEL, cfg, on_step=lambda s: True, quiet=True) is None  # stop after step 1
+    assert train(TINY_WORLD, TINY_MODEL, cfg, on_step=lambda r: True, quiet=True) is None  # stop after step 1
     state = load_checkpoint(str(tmp_path / "model.pt"))[1]["train_state"]
     assert state["step"] == 1 and state["losses"][0][0] == 1
     world = CoupletWorld(TINY_WORLD)

@@ -117,7 +117,7 @@ def test_full_disk_during_save_keeps_the_previous_checkpoint(capsys, tmp_path, m
 @pytest.fixture(scope="module")
 def checkpoint_10(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt10")
-    train(TINY_WORLD, TINY_MODEL, tiny_train_config(out, max_steps=20, ckpt_every=10), on_step=lambda s: s == 10,
+    train(TINY_WORLD, TINY_MODEL, tiny_train_config(out, max_steps=20, ckpt_every=10), on_step=lambda r: r.step == 10,
           quiet=True)
     return out / "model.pt"
 
