@@ -8,16 +8,20 @@ the main model and each variant of worlds.MODELS, every seed — and writes
     out/report/index.html     the report, rendered from results.json alone
     out/report/results.md     every headline number as Markdown tables (docs/results.md is a copy)
 
+`python analyze.py --only patching` runs one experiment (interp/study.EXPERIMENTS) on one model
+(`--variant`, `--training-seed`; default the main model, seed 0) and prints it as a table; the
+result is also written to out/report/only/patching.json.
 `python analyze.py --render-only` re-renders the page from results.json (byte-identical).
 `python analyze.py --prompt "she saw a goat and went to find a cake"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
-from dataclasses import dataclass, replace
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, replace
+import argparse
 import json
-import multiprocessing
 import os
 import sys
+import tempfile
 import time
 
 from data import world_from_dict
@@ -26,12 +30,14 @@ from lexicon import NOUNS, MEANINGS, FAMILIES
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
-from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS, featured_graph
+from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS, featured_graph, EXPERIMENTS
 from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
 from page.markdown import markdown
+from page.terminal import table
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
+from plumbing.processes import run_commands
 from plumbing.progress import stage
 import worlds
 
@@ -86,20 +92,37 @@ def aggregate(per_seed):
     return out
 
 
-def study_one(job):
+def study_one(name, seed, path, scfg):
     """One (model, seed): load, study, and keep what the report needs of its checkpoint."""
-    name, seed, first_seed, path, scfg, threads = job
-    cli.set_threads(threads)  # this process's share, decided in run()
     model, ckpt = load_checkpoint(path)
     world = world_from_dict(ckpt["world_config"])
     stage(f"study {name} seed {seed}")
-    # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
-    this = replace(scfg, clt=scfg.clt and seed == first_seed, clt_compare=scfg.clt_compare if name == "main" else "")
-    r = study(model, world, this, progress=lambda s: stage(f"  {name} seed {seed}: {s}"),
+    r = study(model, world, scfg, progress=lambda s: stage(f"  {name} seed {seed}: {s}"),
               clt_path=os.path.join(os.path.dirname(path), "clt.pt"))
     r["world_config"], r["model_config"] = ckpt["world_config"], ckpt["model_config"]
     r["train_metrics"] = {k: ckpt["metrics"].get(k) for k in ("steps", "train_seconds", "final_loss")}
-    return name, seed, r
+    return r
+
+
+def in_children(work, procs, threads):
+    """study_one for every (name, seed, path, study config), `procs` child processes at a time (each
+    `python analyze.py --study-one ...` on its share of the cores); their results, in order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [os.path.join(tmp, f"{i}.json") for i in range(len(work))]
+        jobs = [(f"{name} seed {seed}", [sys.executable, os.path.abspath(__file__), "--study-one", name, str(seed), path,
+                                         "--result", f, "--threads", str(threads), *cli.flags(**asdict(scfg))])
+                for (name, seed, path, scfg), f in zip(work, files)]
+        with closing(run_commands(jobs, procs, capture=False)) as finished:
+            for done in finished:
+                if done.returncode == 130:
+                    raise KeyboardInterrupt
+                if done.returncode != 0:
+                    raise StudyError(f"the study of {done.label} failed (its error is above)")
+        return [json.load(open(f)) for f in files]
+
+
+class StudyError(Exception):
+    """A child's study failed; it has printed its own one-line error."""
 
 
 def run(cfg, scfg, jobs=1, threads=None):
@@ -110,21 +133,23 @@ def run(cfg, scfg, jobs=1, threads=None):
     if len(runs) == 1:  # the quick path (the main model alone): the dictionary-size comparison is the full study's
         scfg = replace(scfg, clt_compare="")
     results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
-    pairs = [(name, seed, seeds[0][0], path) for name, seeds in runs.items() for seed, path in seeds]
-    procs = min(jobs, len(pairs))
-    work = [(*pair, scfg, cli.share_of_cores(threads, procs)) for pair in pairs]
+    # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
+    work = [(name, seed, path, replace(scfg, clt=scfg.clt and seed == seeds[0][0],
+                                       clt_compare=scfg.clt_compare if name == "main" else ""))
+            for name, seeds in runs.items() for seed, path in seeds]
+    procs = min(jobs, len(work))
     if procs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = list(pool.map(study_one, work))
+        found = in_children(work, procs, cli.share_of_cores(threads, procs))
     else:
-        done = [study_one(job) for job in work]
+        found = [json.loads(json.dumps(study_one(*job))) for job in work]  # as a child's result reads back
+    done = [(name, seed, r) for (name, seed, _, _), r in zip(work, found)]
     for name in runs:
         mine = [(seed, r) for n, seed, r in done if n == name]
         per_seed = [{"seed": seed, **headline(r)} for seed, r in mine]
         # a seed can leave a number unmeasured (no pair with two different endings): say how many seeds it rests on
         measured = {k: sum(h[k] is not None for h in per_seed) for k in HEADLINE}
         results["models"][name] = {"what": worlds.MODELS[name].what,
-                                   "shape_prediction": worlds.MODELS[name].shape_prediction,
+                                   "shape_prediction": worlds.MODELS[name].prediction,
                                    "headline": aggregate(per_seed),
                                    "headline_seeds_measured": measured, "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")
@@ -154,6 +179,26 @@ def render_only(folder):
         raise ValueError(f"{path} is not valid JSON; run `python analyze.py` to rewrite it") from None
     write_text(os.path.join(folder, "index.html"), render(results))
     write_text(os.path.join(folder, "results.md"), markdown(results))
+
+
+def only_one(cfg, scfg, experiment, variant, seed):
+    """One experiment on one model: its sections of the study, printed and written to OUT/report/only/."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"--only must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    if variant not in worlds.MODELS:
+        raise ValueError(f"--variant must be one of {', '.join(worlds.MODELS)}, got {variant!r}")
+    path = worlds.checkpoint_path(cfg.out, variant, seed)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint; train it with `python train.py --variant {variant} "
+                              f"--seed {seed} --out {os.path.dirname(path)}`")
+    model, ckpt = load_checkpoint(path)
+    world = world_from_dict(ckpt["world_config"])
+    r = study(model, world, replace(scfg, clt=True), progress=lambda s: stage(f"{variant} seed {seed}: {s}"),
+              clt_path=os.path.join(os.path.dirname(path), "clt.pt"), only=experiment)
+    print(table(r))
+    target = os.path.join(cfg.report_dir(), "only", f"{experiment}.json")
+    write_json(target, {"model": variant, "training_seed": seed, **r})
+    print(f"written: {target}")
 
 
 # ---- --prompt and --list-words ------------------------------------------------------------------------
@@ -213,6 +258,11 @@ def main(argv=None):
     p.add_argument("--render-only", action="store_true", help="re-render index.html from results.json")
     p.add_argument("--prompt", help="your own line 1 (words from --list-words)")
     p.add_argument("--list-words", action="store_true", help="the vocabulary by meaning and rhyme family")
+    p.add_argument("--study-one", nargs=3, metavar=("NAME", "SEED", "PATH"), help=argparse.SUPPRESS)  # run()'s child
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--only", help=f"one experiment on one model, as a table: {', '.join(EXPERIMENTS)}")
+    p.add_argument("--variant", default="main", help="with --only: the model of worlds.py (default main)")
+    p.add_argument("--training-seed", type=int, default=0, help="with --only: its training seed (default 0)")
     args = p.parse_args(argv)
 
     def body():
@@ -222,6 +272,11 @@ def main(argv=None):
             print(list_words())
         elif args.prompt is not None:
             your_prompt(cfg, args.prompt)
+        elif args.study_one:
+            name, seed, path = args.study_one
+            write_json(args.result, study_one(name, int(seed), path, scfg))
+        elif args.only is not None:
+            only_one(cfg, scfg, args.only, args.variant, args.training_seed)
         elif args.render_only:
             render_only(cfg.report_dir())
             print(f"report: {os.path.join(cfg.report_dir(), 'index.html')}")
@@ -235,7 +290,7 @@ def main(argv=None):
                 h = m["headline"]
                 print(f"{name}: " + ", ".join(f"{k} {h[k]:.3f}" for k in HEADLINE if isinstance(h.get(k), float)))
             print(f"report: {os.path.join(cfg.report_dir(), 'index.html')} ({results['seconds']:.0f} s)")
-    return cli.run_main("analyze.py", body, known_errors=(CheckpointError, WriteError))
+    return cli.run_main("analyze.py", body, known_errors=(CheckpointError, WriteError, StudyError))
 
 
 if __name__ == "__main__":

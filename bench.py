@@ -17,16 +17,16 @@
   recipe_search        with --search: every recipe of RECIPES on one seed, written to out/recipe_search.json
 """
 from dataclasses import asdict, replace
+from contextlib import closing
+import argparse
 import json
 import math
 import os
-import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn as nn
@@ -37,6 +37,7 @@ from data import CoupletWorld, WorldConfig, PAD
 from model import GPT, GPTConfig
 from plumbing import cli
 from plumbing.files import write_json
+from plumbing.processes import run_commands
 import train as T
 
 
@@ -156,6 +157,15 @@ RECIPES = {
     "muon_wsd_300_b128": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 300, "batch_size": 128},
                           "muon_wsd_600's tokens in half the steps at twice the batch: no faster, as a sequence "
                           "costs the same at batch 64 and 128"),
+    # written after the seven rows above (seed 0): muon_wsd_600 reached 0.98 at step 600 (ratio ~0.70), and
+    # muon_wsd_300_b128 at step 300 (~0.57, against its prediction: Newton-Schulz is paid per step, not per
+    # sequence); 400 x 64 sequences missed (0.932), 300 x 128 reached it with room (0.990)
+    "muon_wsd_250_b128": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 250, "batch_size": 128},
+                          "32,000 sequences at batch 128: reaches 0.98 at its last step; ratio about 0.5"),
+    "muon_wsd_200_b128": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 200, "batch_size": 128},
+                          "25,600 sequences, as many as muon_wsd_400 which missed: misses (about 0.95)"),
+    "muon_wsd_150_b256": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 150, "batch_size": 256},
+                          "muon_wsd_300_b128's sequences in half the steps: reaches 0.98, about 0.9x its time"),
 }
 QUALITY, EVERY, QUALITY_N = 0.98, 100, 500
 CANDIDATE = "muon_wsd_600"
@@ -188,20 +198,27 @@ def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig()
     steps = reached["step"] if reached else curve[-1]["step"]
     tokens = sum(int((data[T.batch_indices(s, len(data), cfg.batch_size, seed)][:, 1:] != PAD).sum())
                  for s in range(steps))
-    return {"recipe": recipe, "seed": seed, "reached": reached is not None, "steps": steps, "tokens": tokens,
+    return {"recipe": recipe, "seed": seed, "n": n, "reached": reached is not None, "steps": steps, "tokens": tokens,
             "seconds": (reached or curve[-1])["seconds"], "curve": curve}
 
 
-def _time_to_quality_job(job):
-    recipe, seed, kw = job
-    torch.set_num_threads(1)
-    return time_to_quality(recipe, seed, **kw)
+def run_time_to_quality(jobs, processes, quick=False):
+    """time_to_quality for each (recipe, seed), `processes` children at a time (`python bench.py
+    --quality-run ...`, one thread each); their results, in order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [os.path.join(tmp, f"{i}.json") for i in range(len(jobs))]
+        argv = [[sys.executable, os.path.abspath(__file__), "--quality-run", r, str(s), "--result", f, "--threads", "1",
+                 *(["--quick"] if quick else [])] for (r, s), f in zip(jobs, files)]
+        with closing(run_commands([(f"{r} seed {s}", a) for (r, s), a in zip(jobs, argv)], processes)) as finished:
+            for done in finished:
+                if done.returncode != 0:
+                    raise RuntimeError(f"{done.label}: {done.last_line()}")
+                print(f"{done.label}: done ({done.seconds:.0f} s)", flush=True)
+        return [json.load(open(f)) for f in files]
 
 
-def run_time_to_quality(jobs, processes, **kw):
-    """time_to_quality for each (recipe, seed), `processes` at a time, one thread each."""
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_time_to_quality_job, [(r, s, kw) for r, s in jobs]))
+QUICK = dict(world_cfg=WorldConfig(n_train=2000, n_test=20), model_cfg=GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64),
+             n=20)
 
 
 def to_quality_summary(runs, baseline, candidate):
@@ -213,7 +230,7 @@ def to_quality_summary(runs, baseline, candidate):
     return {"baseline_s": round(mean[baseline], 1), "candidate_s": round(mean[candidate], 1),
             "ratio": round(mean[candidate] / mean[baseline], 3), "ratio_by_seed": [round(r, 3) for r in ratios],
             "seeds": [x["seed"] for x in by[candidate]], "recipe": {candidate: RECIPES[candidate][0]},
-            "baseline_recipe": {baseline: RECIPES[baseline][0]}, "threshold": QUALITY, "n": QUALITY_N,
+            "baseline_recipe": {baseline: RECIPES[baseline][0]}, "threshold": QUALITY, "n": runs[0]["n"],
             "every": EVERY, "all_reached": all(x["reached"] for x in runs), "runs": runs}
 
 
@@ -233,12 +250,21 @@ def main(argv=None):
     p.add_argument("--candidate", default=CANDIDATE, help=f"a recipe of RECIPES (default {CANDIDATE})")
     p.add_argument("--search", action="store_true", help="every recipe of RECIPES on seed 0 (out/recipe_search.json)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds with --to-quality (default 3)")
+    p.add_argument("--jobs", type=int, default=cli.cores(), help="runs side by side with --to-quality / --search "
+                   "(default: one per core, one thread each)")
+    p.add_argument("--quality-run", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)  # a child's run
+    p.add_argument("--result", help=argparse.SUPPRESS)
     cli.add_threads_flag(p)
     args = p.parse_args(argv)
 
     def body():
         if args.candidate not in RECIPES or not 1 <= args.seeds <= 10:
             raise ValueError(f"--candidate must be one of {', '.join(RECIPES)} and --seeds in [1, 10]")
+        if args.quality_run:
+            cli.set_threads(args.threads)
+            recipe, seed = args.quality_run
+            write_json(args.result, time_to_quality(recipe, int(seed), **(QUICK if args.quick else {})))
+            return 0
         if args.to_quality or args.search:
             return quality_main(args)
         cli.set_threads(args.threads)
@@ -269,24 +295,27 @@ def main(argv=None):
 
 def quality_main(args):
     """--search and --to-quality: the runs, one process per core, one thread each."""
-    kw = dict(world_cfg=WorldConfig(n_train=2000, n_test=20), model_cfg=GPTConfig(n_layer=2, n_head=2, d_model=32,
-                                                                                   d_mlp=64), n=20) if args.quick else {}
-    processes = cli.cores() if args.threads is None else max(1, args.threads)
-    if args.search:
-        runs = run_time_to_quality([(r, 0) for r in RECIPES], processes, **kw)
-        write_json(os.path.join(args.out, "recipe_search.json"),
-                   {"rows": [{**run, "overrides": RECIPES[run["recipe"]][0], "prediction": RECIPES[run["recipe"]][1]}
-                             for run in runs], "threshold": QUALITY, "n": QUALITY_N, "every": EVERY})
+    processes = max(1, args.jobs)
+    if args.search:  # rows already measured in this folder are kept, not run again
+        path = os.path.join(args.out, "recipe_search.json")
+        kept = {r["recipe"]: r for r in (json.load(open(path))["rows"] if os.path.exists(path) else [])}
+        load = round(os.getloadavg()[0], 2)
+        new = run_time_to_quality([(r, 0) for r in RECIPES if r not in kept], processes, args.quick)
+        for run in new:
+            kept[run["recipe"]] = {**run, "overrides": RECIPES[run["recipe"]][0],
+                                   "prediction": RECIPES[run["recipe"]][1], "load_at_start": load}
+        runs = [kept[r] for r in RECIPES if r in kept]
+        write_json(path, {"rows": runs, "threshold": QUALITY, "n": QUALITY_N, "every": EVERY})
         for run in runs:
             print(f"{run['recipe']:20} {'reached' if run['reached'] else 'missed '} step {run['steps']:5} "
                   f"{run['seconds']:7.1f} s  last valid {run['curve'][-1]['valid']:.3f}")
         return 0
     jobs = [(r, s) for s in range(args.seeds) for r in ("baseline", args.candidate)]  # each seed's pair side by side
-    summary = to_quality_summary(run_time_to_quality(jobs, processes, **kw), "baseline", args.candidate)
+    summary = to_quality_summary(run_time_to_quality(jobs, processes, args.quick), "baseline", args.candidate)
     path = os.path.join(args.out, "bench.json")
     r = json.load(open(path)) if os.path.exists(path) else {}
     write_json(path, {**r, "to_quality": summary})
-    print(f"time to test valid {QUALITY} (n={QUALITY_N}): baseline {summary['baseline_s']} s, {args.candidate} "
+    print(f"time to test valid {QUALITY} (n={summary['n']}): baseline {summary['baseline_s']} s, {args.candidate} "
           f"{summary['candidate_s']} s, ratio {summary['ratio']} (by seed {summary['ratio_by_seed']})"
           + ("" if summary["all_reached"] else "; some runs never reached it (their whole training time counted)"))
     return 0

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-NL_TOKEN = 2  # the id of <nl> in data.py, used only by the nl_barrier architecture
+from data import NL  # the line break's token id: the nl_barrier architecture needs it
 POSITIONS = ("learned", "rope", "none")
 CHECKPOINT_FORMAT = "couplet-planning-checkpoint"
 CHECKPOINT_VERSION = 2
@@ -277,7 +277,7 @@ class GPT(nn.Module):
         pos = torch.arange(start, start + T, device=idx.device)
         before = kv.last_nl if kv is not None and kv.last_nl is not None else \
             torch.full((B,), -1, device=idx.device)
-        upto = torch.where(idx == NL_TOKEN, pos, -1).cummax(1).values.maximum(before[:, None])  # (B, T)
+        upto = torch.where(idx == NL, pos, -1).cummax(1).values.maximum(before[:, None])  # (B, T)
         last_before = torch.cat([before[:, None], upto[:, :-1]], 1)  # (B, T)
         if kv is not None:
             kv.last_nl = upto[:, -1]

@@ -9,12 +9,12 @@ checkpoint ends with exactly the weights an uninterrupted run would have. Ctrl-C
 a checkpoint and exits 130. `torchrun --nproc_per_node=N train.py ...` trains the same model with
 DistributedDataParallel: each process takes 1/N of every batch; process 0 alone writes out/.
 """
+from contextlib import closing
 from dataclasses import dataclass, asdict, replace
 import functools
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -27,6 +27,7 @@ from model import GPT, GPTConfig, checkpoint_payload, load_checkpoint, Checkpoin
 from interp.quality import evaluate
 from plumbing import cli
 from plumbing.files import save_torch, write_json, check_writable, remove_stale_temps, WriteError
+from plumbing.processes import run_commands
 from plumbing.progress import Progress
 import worlds
 
@@ -426,33 +427,15 @@ def train_all(args, argv):
                                           "--seed", str(seed), "--out", out, "--threads", threads, "--quiet", *resume]))
     todo.sort(key=lambda job: -configs(args, job[0])[2].max_steps)  # the longest first: the cores stay busy
     print(f"training {len(todo)} of {len(worlds.MODELS) * args.seeds} models ({args.jobs} at a time)", flush=True)
-    running, t0 = [], time.time()
-    try:
-        while todo or running:
-            while todo and len(running) < args.jobs:
-                name, seed, cmd = todo.pop(0)
-                running.append((name, seed, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                              text=True), time.time()))
-            time.sleep(0.2)
-            for job in [j for j in running if j[2].poll() is not None]:
-                running.remove(job)
-                name, seed, proc, start = job
-                out, err = proc.communicate()
-                if proc.returncode == 130:
-                    raise KeyboardInterrupt
-                if proc.returncode != 0:
-                    for _, _, other, _ in running:
-                        other.send_signal(signal.SIGINT)  # each saves its checkpoint
-                        other.wait()
-                    last = (err.strip().splitlines() or ["failed"])[-1].removeprefix("train.py: error: ")
-                    raise TrainError(f"{name} seed {seed}: {last}")
-                print(f"{name} seed {seed}: {out.splitlines()[0]} ({time.time() - start:.0f} s)", flush=True)
-    except KeyboardInterrupt:
-        for _, _, proc, _ in running:  # each child saves its checkpoint on SIGINT
-            proc.send_signal(signal.SIGINT)
-        for _, _, proc, _ in running:
-            proc.wait()
-        raise
+    t0 = time.time()
+    with closing(run_commands([(f"{name} seed {seed}", cmd) for name, seed, cmd in todo], args.jobs)) as finished:
+        for done in finished:
+            if done.returncode == 130:
+                raise KeyboardInterrupt
+            if done.returncode != 0:  # leaving the loop stops the others, each saving its checkpoint
+                raise TrainError(f"{done.label}: {done.last_line().removeprefix('train.py: error: ')}")
+            summary = next((x for x in done.output.splitlines() if x.startswith("test: ")), done.last_line())
+            print(f"{done.label}: {summary} ({done.seconds:.0f} s)", flush=True)
     print(f"all models trained in {time.time() - t0:.0f} s", flush=True)
     return 0
 

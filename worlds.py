@@ -1,62 +1,80 @@
 """The models of the study, and the pre-registered search for a world in which planning emerges.
 
 `python train.py --all` trains MODELS: the main model and variants that each change one documented
-thing, so the report can ask *why* the plan lives where it does. A model is (world overrides, model
-overrides, train overrides) on top of the defaults of WorldConfig, GPTConfig and TrainConfig. The
+thing, so the report can ask *why* the plan lives where it does. Models and candidate worlds are
+both a Variant: the settings that differ from the defaults of WorldConfig, GPTConfig and TrainConfig,
+what it is for, and its prediction. The
 main model's seed 0 is `out/model.pt`; every other (model, seed) is `out/worlds/NAME/seedK/model.pt`.
 
 `python worlds.py --search` trains every CANDIDATE world with 3 seeds into out/search/, measures it,
 and prints one row per candidate, failures included. Each candidate's prediction was written here
 *before* it was run; the rows say what happened.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
-from data import world_from_dict
-from model import load_checkpoint
+from data import world_from_dict, WorldConfig
+from model import load_checkpoint, GPTConfig
 from interp.patching import through_training, every_column, CARRIES
 from interp.prompts import search_prompts
 from interp.stats import rate
 from plumbing import cli
 from plumbing.files import write_json
+from plumbing.processes import run_commands
 
 
 @dataclass(frozen=True)
-class Model:
-    overrides: tuple   # (world, model, train) dicts of settings that differ from the defaults
-    what: str          # what it changes, and why it is in the study
-    shape_prediction: str = ""  # the planning table's row, predicted before the study measured it
+class Variant:
+    """A model of the study or a candidate world of the search: the settings that differ from the
+    defaults of WorldConfig, GPTConfig and TrainConfig (train.py), what it is for, and what it was
+    predicted to show, written before it was measured."""
+    world: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    what: str = ""
+    prediction: str = ""
+
+    @property
+    def overrides(self):
+        return self.world, self.model, self.train
+
+    def flags(self):
+        """The same settings as train.py flags."""
+        return cli.flags(**self.world, **self.model, **self.train)
+
+
+def variant(what="", prediction="", **settings):
+    """A Variant from flat settings, each sorted to the config that has it (the rest are training's)."""
+    of = lambda cls: {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
+    world, model = of(WorldConfig), of(GPTConfig)
+    return Variant(world, model, {k: v for k, v in settings.items() if k not in world and k not in model}, what,
+                   prediction)
 
 
 MODELS = {
-    "main": Model(({}, {}, {}), "the main world and model",
-                  "(seed 0 was measured while the measure was built: opener 0.57 at the line break entering layer 3, "
+    "main": variant("the main world and model", prediction=
+                    "(seed 0 was measured while the measure was built: opener 0.57 at the line break entering layer 3, "
                   "control 0.00, green 0.76, habit 0.87.) Seeds 1 and 2: the line break decides part of the shape in "
                   "every seed (opener >= 0.3 at the chosen layer, control <= 0.05) but >= 0.8 in none, because the "
                   "opener's first word often does not commit to a length ('and'); green and habit >= 0.5 with "
                   "random <= 0.1; with the opener teacher-forced both <= 0.1; total effect of the line break on the "
                   "ending > direct, direct <= 0.05: the shape reaches the ending only through the words written."),
-    "barrier": Model(({}, {"nl_barrier": True}, {}),
-                     "architecture: line-2 tokens may attend only to the line break and to line 2 itself, so "
+    "barrier": variant("architecture: line-2 tokens may attend only to the line break and to line 2 itself, so "
                      "anything line 2 needs from line 1 must be stored at the line break before line 2 starts.",
                      "the line break holds everything line 2 knows, so: opener >= 0.8 in every seed, direct effect of "
                      "the line break on the ending >= 0.8 (the ending reads it, not only the opener), mediated small "
-                     "(<= 0.2); green and habit >= 0.5."),
-    "window": Model(({}, {"attn_window": 6, "window_layers": ""}, {}),
-                    "architecture: every token attends only to itself and the 5 tokens before it, so the end of "
+                     "(<= 0.2); green and habit >= 0.5.", nl_barrier=True),
+    "window": variant("architecture: every token attends only to itself and the 5 tokens before it, so the end of "
                     "line 2 cannot see line 1: whatever it needs must be carried forward token to token. The "
                     "reader's 'smeared' hypothesis, forced and tested directly.",
                     "the line break still sees line 1's last words and predicts the opener, so it decides the shape "
                     "(opener >= 0.5); the ending cannot see the line break (more than 5 tokens back), so the line "
-                    "break's effect on the ending is mostly mediated by the words written (mediated >= direct)."),
-    "linebreak": Model(({"grammar": "list"}, {"n_layer": 2, "attn_window": 5, "window_layers": "LG"},
-                        {"max_steps": 6000, "lr": 3e-3}),
-                       "world and architecture: the world search's `list-LG-2layer-long`. Line 1 is a list of nouns "
+                    "break's effect on the ending is mostly mediated by the words written (mediated >= direct).",
+                      attn_window=6, window_layers=""),
+    "linebreak": variant("world and architecture: the world search's `list-LG-2layer-long`. Line 1 is a list of nouns "
                        "whose last one only the line break can identify; two layers, the first local (window 5) and "
                        "the second global, as in Gemma's interleave; no mask keeps line 2 from line 1. Its search rows "
                        "(the search table) route the rhyme through the line break and the meaning through line 1's "
@@ -67,22 +85,22 @@ MODELS = {
                        "planned-word features at the line break stay rare (it holds a rhyme family, not a word).",
                        "no meter, so no shape to plan (not measured). The line break's effect on the ending: direct "
                        "close to total (mediated <= 0.1) in seeds that route the rhyme through it, since the list "
-                       "opener does not depend on the ending."),
-    "committed": Model(({"committed_openers": True}, {}, {}),
-                       "world: the opener's first word alone names its length ('later that day' only before a "
+                       "opener does not depend on the ending.",
+                         grammar="list", n_layer=2, attn_window=5, window_layers="LG", max_steps=6000, lr=3e-3),
+    "committed": variant("world: the opener's first word alone names its length ('later that day' only before a "
                        "one-syllable ending, 'at last' only before a three-syllable one), so the token the line break "
                        "predicts already depends on the ending's length, as 'His hunger' depended on 'rabbit': the "
                        "world in which the line break must decide the shape.",
                        "the line break decides the shape in every seed: opener >= 0.8 at the chosen layer, control "
                        "<= 0.05; green and habit >= 0.7 with random <= 0.05; with the opener teacher-forced both "
                        "<= 0.1 (the ending follows the opener written); the line break holds the length, not the "
-                       "word (its ending-word probe no better than the cell's favourite); valid >= 0.97."),
-    "myopic": Model(({}, {"myopic": True}, {}),
-                    "training: the loss at a position sends no gradient into earlier positions (Wu, Morris & "
+                       "word (its ending-word probe no better than the cell's favourite); valid >= 0.97.",
+                         committed_openers=True),
+    "myopic": variant("training: the loss at a position sends no gradient into earlier positions (Wu, Morris & "
                     "Levine 2024), so nothing is computed early for the sake of later tokens (no pre-caching); "
                     "only breadcrumbs, features that help the next token anyway, can survive.",
                     "the opener is the line break's own next token, so the shape plan is a breadcrumb, not "
-                    "pre-caching: opener, green and habit rates within the main model's seed range."),
+                    "pre-caching: opener, green and habit rates within the main model's seed range.", myopic=True),
 }
 
 
@@ -93,46 +111,41 @@ def checkpoint_path(out, name, seed=0):
 
 
 # ---- the pre-registered search ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Candidate:
-    flags: tuple       # train.py flags that define the world, the model and the training
-    prediction: str    # written before the first run: where the patching map will put the ending
-
-
-LIST = ("--grammar", "list")
-LG = ("--attn-window", "5", "--window-layers", "LG")
-STEPS = ("--max-steps", "2000", "--lr", "3e-3")
-CF = ("--grammar", "list", "--cue-first")
+LIST = {"grammar": "list"}
+LG = {"attn_window": 5, "window_layers": "LG"}
+STEPS = {"max_steps": 2000, "lr": 3e-3}
+LONG = {"max_steps": 6000, "lr": 3e-3}
+CF = {"grammar": "list", "cue_first": True}
+MAJ = {"meaning": "majority", "min_nouns": 3, "holdout_pairs": 0}
 CANDIDATES = {
-    "classic": Candidate(("--grammar", "classic", *STEPS),
+    "classic": variant(grammar="classic", **STEPS, prediction=
                          "the first build's world: line 2 reads the rhyme noun and the cue directly (layer 0 reads of "
                          "tokens findable by their neighbours); line break column LD < 0.2 for both swaps."),
-    "list": Candidate((*LIST, *STEPS),
+    "list": variant(**LIST, **STEPS, prediction=
                       "noun lists, learned positions, global attention: the rhyme noun copies its predecessor at "
                       "layer 0, and the ending position finds it as the last noun before <nl> (line-2 nouns mark "
                       "themselves by seeing <nl>); line break column LD < 0.5, rhyme column (layers >= 1) > 0.5."),
-    "list-cf": Candidate((*CF, *STEPS),
+    "list-cf": variant(**CF, **STEPS, prediction=
                          "cue first (found by its neighbour 'saw' in one hop, so read directly: cue LD at <nl> < 0.2); "
                          "the rhyme noun is only 'the last noun before <nl>': <nl> copies it with a previous-token "
                          "head, or the ending finds it by distance with learned positions; nl LD rhyme 0.3-0.6."),
-    "list-cf-nope": Candidate((*CF, "--pos", "none", *STEPS),
+    "list-cf-nope": variant(**CF, pos="none", **STEPS, prediction=
                               "cue first, no positions: the ending cannot find 'the noun before <nl>' by distance, so "
                               "the rhyme goes through <nl>: nl LD rhyme >= 0.6, cue < 0.3."),
-    "list-cf-LG": Candidate((*CF, *LG, *STEPS),
+    "list-cf-LG": variant(**CF, **LG, **STEPS, prediction=
                             "cue first, local layer 0: <nl> alone holds the rhyme after layer 0, the direct route "
                             "costs two more layers: nl LD rhyme >= 0.6; cue read directly (< 0.3)."),
-    "list-cf-LG-long": Candidate((*CF, *LG, "--max-steps", "6000", "--lr", "3e-3"),
+    "list-cf-LG-long": variant(**CF, **LG, **LONG, prediction=
                                  "written after list-cf-LG (2000 steps: nl LD rhyme 1.00 but meaning 0.23): with 3x "
                                  "the steps the meaning is learned through the global layers; nl LD rhyme stays >= 0.8, "
                                  "the cue is read directly from the cue word (nl LD cue < 0.3), valid >= 0.8."),
-    "list-LG-long": Candidate((*LIST, *LG, "--max-steps", "6000", "--lr", "3e-3"),
+    "list-LG-long": variant(**LIST, **LG, **LONG, prediction=
                               "written after list-cf-LG-long (nl LD rhyme 0.92, cue read directly): the meaning noun is "
                               "the one before the last, so in the local layer 0 both <nl> and line 1's last noun see "
                               "both facts; the ending must then find 'the last noun of line 1', the very step that "
                               "went through <nl> for the rhyme in list-cf-LG-long. Line break LD >= 0.8 for both swaps "
                               "in at least 2 of 3 seeds, rhyme column (>= 1) <= 0.2 there; valid >= 0.8."),
-    "list-maj-LG-long": Candidate((*LIST, "--meaning", "majority", "--min-nouns", "3", "--holdout-pairs", "0", *LG,
-                                   "--max-steps", "6000", "--lr", "3e-3"),
+    "list-maj-LG-long": variant(**LIST, **MAJ, **LG, **LONG, prediction=
                                   "written after list-LG-long (the meaning went through line 1's last noun, never "
                                   "<nl>): the meaning is the one most of line 1's nouns share, so it is a count over "
                                   "exactly line 1's nouns. <nl>, findable by its own token, sees exactly those at layer "
@@ -140,7 +153,7 @@ CANDIDATES = {
                                   "1's. Prediction: nl LD cue >= 0.5 in at least 2 of 3 seeds (the first world to route "
                                   "the meaning through the line break); nl LD rhyme mixed over seeds as in "
                                   "list-LG-long; valid lower than list-LG-long's (counting is harder) but >= 0.6."),
-    "list-LG-2layer-long": Candidate((*LIST, *LG, "--n-layer", "2", "--max-steps", "6000", "--lr", "3e-3"),
+    "list-LG-2layer-long": variant(**LIST, **LG, n_layer=2, **LONG, prediction=
                                      "written after the `linebreak` model's seed 0 dropped its line-break route when "
                                      "trained to 9,000 steps (its layers 2-3, local then global, let line-2 nouns mark "
                                      "themselves so the ending can find line 1's last noun directly): two layers, local "
@@ -150,7 +163,7 @@ CANDIDATES = {
                                      "LD >= 0.8 for both swaps in all 3 seeds, kept to the last snapshot (no later "
                                      "route to switch to); rhyme word (>= 1) <= 0.2; valid >= 0.7 (one MLP after the "
                                      "read must intersect the facts) but below list-LG-long's 0.82 is allowed."),
-    "list-LG-2layer-9k": Candidate((*LIST, *LG, "--n-layer", "2", "--max-steps", "9000", "--lr", "3e-3"),
+    "list-LG-2layer-9k": variant(**LIST, **LG, n_layer=2, max_steps=9000, lr=3e-3, prediction=
                                    "written after list-LG-2layer-long (rhyme through <nl> 0.98 in every seed; the "
                                    "meaning read from line 1's last article; seed 0 never learned the meaning): the same "
                                    "world trained 9,000 steps, the length at which the four-layer world dropped its "
@@ -162,9 +175,7 @@ CANDIDATES = {
                                    "seed plan? Prediction: the rhyme through <nl> (LD >= 0.8) in 2 to 4 of the 8 "
                                    "seeds, both facts through <nl> in 1 or 2 of 8; every other seed reads the rhyme "
                                    "word; each seed's route fixed by step 3500."),
-    "list-maj3-LLG": Candidate((*LIST, "--meaning", "majority", "--min-nouns", "3", "--max-nouns", "3",
-                                "--holdout-pairs", "0", "--attn-window", "5", "--window-layers", "LLG", "--n-layer", "3",
-                                "--max-steps", "6000", "--lr", "3e-3"),
+    "list-maj3-LLG": variant(**LIST, meaning="majority", min_nouns=3, max_nouns=3, holdout_pairs=0, attn_window=5, window_layers="LLG", n_layer=3, **LONG, prediction=
                                "written after list-LG-2layer-long (the meaning, held by positions other than <nl>, was "
                                "read there): the meaning is the one most of line 1's three nouns share, and two local "
                                "layers precede the only global one. After them only <nl> and line 1's last noun "
@@ -173,13 +184,12 @@ CANDIDATES = {
                                "seeds, as in the two-layer world; the meaning through <nl> (LD >= 0.5) in at least 2 "
                                "of 3 seeds, the first world to route it there; the rest of the cue swap on the rhyme "
                                "word (layers >= 1); valid >= 0.6."),
-    "list-rope-LG-2layer-long": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", "--max-steps", "6000",
-                                           "--lr", "3e-3"),
+    "list-rope-LG-2layer-long": variant(**LIST, pos="rope", **LG, n_layer=2, **LONG, prediction=
                                           "as `list-LG-2layer-long`, with rotary positions, which make the local "
                                           "layer's fixed offsets (the noun 1 and 4 back from <nl>) one rotation "
                                           "each: the same map (nl LD >= 0.8 for both swaps, all seeds), the route "
                                           "appearing earlier in training, and validity at least as high."),
-    "list-ep-LG-long": Candidate((*LIST, "--epithet", *LG, "--max-steps", "6000", "--lr", "3e-3"),
+    "list-ep-LG-long": variant(**LIST, epithet=True, **LG, **LONG, prediction=
                                  "the word level, written after list-LG-2layer-9k: `list-LG-long` (four layers, local "
                                  "and global in turn) with the ending's own epithet before it ('a funny snake'), so "
                                  "the first word that commits to the ending must name *which* word of the cell is "
@@ -189,8 +199,7 @@ CANDIDATES = {
                                  "mixed over seeds, >= 0.8 in 1 or 2 of 3; nl LD cue < 0.3 in every seed): the epithet "
                                  "is chosen where the ending was, from the same reads; valid >= 0.7, below "
                                  "list-LG-long's 0.82 (one more word to get right)."),
-    "list-ep-LG-2layer-long": Candidate((*LIST, "--epithet", *LG, "--n-layer", "2", "--max-steps", "6000",
-                                         "--lr", "3e-3"),
+    "list-ep-LG-2layer-long": variant(**LIST, epithet=True, **LG, n_layer=2, **LONG, prediction=
                                         "written after list-ep-LG-long (the rhyme moved from line 1 to line 2's "
                                         "pronoun, never the line break): the word level on the two-layer world, whose "
                                         "rhyme went through <nl> in all 3 seeds. After the local layer both <nl> and "
@@ -200,21 +209,21 @@ CANDIDATES = {
                                         ">= 0.8 in at most 1 of 3; line 1's rhyme word (layers >= 1) <= 0.2; the "
                                         "meaning from line 1's last article or <nl>, <nl> >= 0.8 in at most 1 of 3; "
                                         "valid >= 0.8 (the epithet raised it with four layers)."),
-    "list-rope": Candidate((*LIST, "--pos", "rope", *STEPS),
+    "list-rope": variant(**LIST, pos="rope", **STEPS, prediction=
                            "as `list`: rotary positions alone do not remove the direct route; line break LD < 0.5."),
-    "list-nope": Candidate((*LIST, "--pos", "none", *STEPS),
+    "list-nope": variant(**LIST, pos="none", **STEPS, prediction=
                            "no positions: the line-break route appears early in training and is dropped later "
                            "(as in the first noun-list world, docs/planning.md); final line break LD < 0.3."),
-    "list-LG": Candidate((*LIST, *LG, *STEPS),
+    "list-LG": variant(**LIST, **LG, **STEPS, prediction=
                          "local layer 0 (window 5): only <nl> sees both of line 1's last two nouns in layer 0; "
                          "line-2 nouns cannot mark themselves as line 2 before layer 1, so the direct route costs "
                          "two more layers. Line break column LD >= 0.8 for both swaps, rhyme column (>= 1) <= 0.2."),
-    "list-rope-LG": Candidate((*LIST, "--pos", "rope", *LG, *STEPS),
+    "list-rope-LG": variant(**LIST, pos="rope", **LG, **STEPS, prediction=
                               "as `list-LG` (the interleave, not the positional scheme, decides): line break LD >= 0.8."),
-    "list-rope-LG-2layer": Candidate((*LIST, "--pos", "rope", *LG, "--n-layer", "2", *STEPS),
+    "list-rope-LG-2layer": variant(**LIST, pos="rope", **LG, n_layer=2, **STEPS, prediction=
                                      "two layers, local then global: the line break is the only exact route; "
                                      "line break LD >= 0.8, validity lower than with four layers."),
-    "classic-rope-LG": Candidate(("--grammar", "classic", "--pos", "rope", *LG, *STEPS),
+    "classic-rope-LG": variant(grammar="classic", pos="rope", **LG, **STEPS, prediction=
                                  "the interleave without the noun lists: the cue ('saw a CUE') and the rhyme noun "
                                  "(after a fixed phrase) are findable by their neighbours in the local layer, so "
                                  "line 2 reads them directly at layer 1; line break LD < 0.3."),
@@ -224,19 +233,9 @@ SNAPSHOT_EVERY = 500
 
 def run_jobs(jobs, parallel):
     """Run [(label, argv)] as child processes, `parallel` at a time; one line per finished job."""
-    todo, running = list(jobs), []
-    while todo or running:
-        while todo and len(running) < parallel:
-            label, argv = todo.pop(0)
-            running.append((label, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-                            time.time()))
-        time.sleep(0.5)
-        for job in [j for j in running if j[1].poll() is not None]:
-            running.remove(job)
-            label, proc, t0 = job
-            out, err = proc.communicate()
-            status = "ok" if proc.returncode == 0 else f"FAILED: {(err.strip().splitlines() or ['?'])[-1]}"
-            print(f"{label}: {status} ({time.time() - t0:.0f} s)", flush=True)
+    for done in run_commands(jobs, parallel):
+        status = "ok" if done.returncode == 0 else f"FAILED: {done.last_line()}"
+        print(f"{done.label}: {status} ({done.seconds:.0f} s)", flush=True)
 
 
 def measure(folder):
@@ -264,7 +263,7 @@ def search(out, names, seeds, parallel):
             folder = os.path.join(out, name, f"seed{seed}")
             if not os.path.exists(os.path.join(folder, "train_metrics.json")):
                 train_jobs.append((f"train {name} seed {seed}",
-                                   [sys.executable, os.path.join(here, "train.py"), *CANDIDATES[name].flags,
+                                   [sys.executable, os.path.join(here, "train.py"), *CANDIDATES[name].flags(),
                                     "--seed", str(seed), "--out", folder, "--snapshot-every", str(SNAPSHOT_EVERY),
                                     "--eval-every", "100000", "--threads", str(cli.share_of_cores(None, parallel)),
                                     "--quiet"]))
@@ -281,7 +280,7 @@ def search(out, names, seeds, parallel):
                        if d.startswith("seed") and d[4:].isdigit())
         rows = [{"seed": k, **json.load(open(os.path.join(here, f"seed{k}", "search_row.json")))} for k in found
                 if os.path.exists(os.path.join(here, f"seed{k}", "search_row.json"))]
-        table[name] = {"prediction": CANDIDATES[name].prediction, "flags": list(CANDIDATES[name].flags), "seeds": rows,
+        table[name] = {"prediction": CANDIDATES[name].prediction, "flags": CANDIDATES[name].flags(), "seeds": rows,
                        **({"plans": plans(rows)} if rows else {"not_run": True})}  # a registered world never run says so
     write_json(os.path.join(out, "search.json"), table)
     print_table(table)

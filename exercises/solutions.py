@@ -21,3 +21,12 @@ def add_only_with_control(write, line1s, targets, vectors, seed=0):
         return sum(w[-1:] == [t] for w, t in zip(written, targets)) / len(targets)
     rnd = [random_like(v, seed + i) for i, v in enumerate(vectors)]
     return rate(write(line1s, vectors)), rate(write(line1s, rnd))
+
+
+def feature_edge_to_logit(replacement_logits, acts, layer, pos, feature, token_id, target_pos):
+    def demeaned(a):
+        row = replacement_logits(a)[target_pos]
+        return row[token_id] - row.mean()
+    off = acts.clone()
+    off[layer, pos, feature] = 0.0  # affine in acts: the difference is this feature's whole share
+    return (demeaned(acts) - demeaned(off)).item()

@@ -1,4 +1,4 @@
-"""Exercises: four core measurements of the study, as functions you write yourself.
+"""Exercises: five core measurements of the study, as functions you write yourself.
 
 Fill in each function (copy this file first if you like), then check your work in one command:
 
@@ -40,4 +40,17 @@ def add_only_with_control(write, line1s, targets, vectors, seed=0):
     the same norm. write(line1s, vectors) -> the line 2s written with those vectors added (a list of word
     lists); targets[i]: the word prompt i should end with. Return (hit rate with the vectors, hit rate with
     norm-matched Gaussian directions made with torch.Generator().manual_seed(seed + i) for prompt i)."""
+    raise NotImplementedError
+
+
+def feature_edge_to_logit(replacement_logits, acts, layer, pos, feature, token_id, target_pos):
+    """One edge of an attribution graph: from a transcoder feature to a target logit.
+
+    replacement_logits(acts) -> (T, V): the logits of the local replacement model (interp/attribution.py,
+    step b) when the transcoder's feature activations are acts (L, T, F); attention patterns and LayerNorm
+    scales are frozen, so these logits are an affine function of acts. The edge's weight is the feature's
+    share of the target's de-meaned logit (logit[token_id] - mean logit, at target_pos): how much of it
+    goes away when this one feature (layer, pos, feature) is switched off and everything else is kept.
+    Return it as a float. Why does "affine" make the shares of all sources (plus a constant) add up to
+    the target's value exactly, and why would that fail if the ReLUs of later features were not frozen?"""
     raise NotImplementedError

@@ -1,35 +1,37 @@
 """One study for every model: `study(model, world, cfg)` runs every experiment and returns a dict.
 
 The main model and every variant go through this one function, so every comparison is like for like.
-Steps:
-  1. quality        greedy line 2s on test line 1s, judged by couplet_rules.check_couplet
-  2. prompts        three disjoint sets (fit / select / report); clean line 2s written once
-  3. probes         family, meaning, ending-word and ending-length probes at every (layer, role),
-                    beside a random-init model and shuffled labels
-  4. sites          family, meaning and joint sites chosen on *select* pairs by single-layer patching
-                    (interp/patching.choose_causal_sites); the probes' most readable cells beside them
-  5. patching       rhyme-swap and cue-swap pairs: normalized logit-difference effects, single-layer
-                    and full-column, at prompt and line-2 positions; free-generation top-1 beside them
-  6. directions     mean-difference and contrastive word directions at the intervention site (fit prompts)
-  7. injection      add-only dose-response with its random control (scale chosen on select), for
-                    words of another rhyme, another meaning, and both; steer and class-mean replace as
-                    secondary rows
-  8. suppression    contrastive directions, counted only where the edit is not zero, free and
+Each experiment is a function of `Inputs` (the prompt sets, clean line 2s, residuals, the site...,
+each computed once, when first needed), so any one runs alone: `python analyze.py --only NAME`.
+The experiments, in the study's order (EXPERIMENTS):
+  1. quality        greedy line 2s on test line 1s, judged by couplet_rules.check_couplet; the three
+                    disjoint prompt sets (fit / select / report) and their clean line 2s, written once
+  2. probes         family, meaning, ending-word and ending-length probes at every (layer, role),
+                    beside a random-init model and shuffled labels; the ending-word probe at the line
+                    break beside the cell's favourite ending
+  3. patching       rhyme-swap and cue-swap pairs: normalized logit-difference effects, single-layer
+                    and full-column, at prompt and line-2 positions; free-generation top-1 beside them;
+                    family, meaning and joint sites chosen on *select* pairs (choose_causal_sites)
+  4. injection      mean-difference word directions at the intervention site (fit prompts); add-only
+                    dose-response with its random control (scale chosen on select), for words of
+                    another rhyme, another meaning, and both; steer and class-mean replace beside it
+  5. suppression    contrastive directions, counted only where the edit is not zero, free and
                     opener-forced
-  9. sweep          add-only of one-fact words at every (layer, prompt role), directions fit and
+  6. sweep          add-only of one-fact words at every (layer, prompt role), directions fit and
                     scale chosen at each cell on select; the best other cell chosen on select too
- 10. ending probe   the ending-word probe at the line break beside the cell's favourite ending
- 11. shape          (worlds with a meter) the line's shape: total, direct and mediated effects of the
-                    line break on the ending; opener-length patching; green and habit at the line
-                    break, judged by the couplet written (interp/shape.py)
- 12. ablation       resample ablation of keys/values at nl, rhyme, cue and a control position
- 13. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
- 14. clt            (optional) a cross-layer transcoder judged at the ending token, with an
-                    untrained transcoder's graph scores as the floor
+  7. shape          total, direct and mediated effects of the line break on the ending; (worlds with
+                    a meter) opener-length patching, green and habit at the line break, judged by the
+                    couplet written (interp/shape.py)
+  8. ablation       resample ablation of keys/values at nl, rhyme, cue and a control position
+  9. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
+ 10. transcoder     (optional) a cross-layer transcoder judged at the ending token, with an
+                    untrained transcoder's graph scores as the floor; planned-word and -length features
 `headline(result)` flattens the numbers the README and the worlds table quote.
 """
 from collections import Counter
 from dataclasses import dataclass, asdict
+from functools import cached_property
+import time
 
 import torch
 
@@ -89,104 +91,214 @@ def random_init(model, seed):
     return GPT(model.cfg).eval()
 
 
-def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path=None):
+class Inputs:
+    """What the experiments share, each computed the first time an experiment asks for it and kept:
+    the prompt sets and their clean line 2s, residuals by role, the probe maps, the intervention
+    site (chosen by patching on select pairs), the directions there and the injection targets.
+    An experiment reads its inputs here, never from another experiment's loop, so any one of them
+    runs alone (`python analyze.py --only NAME`) and gives the numbers it gives inside the study."""
+
+    def __init__(self, model, world, cfg=StudyConfig(), clt_path=None):
+        self.model, self.world, self.cfg, self.clt_path = model.eval(), world, cfg, clt_path
+        self.L = model.cfg.n_layer
+        self.hooks = resid_hooks(model.cfg)
+
+    @cached_property
+    def sets(self):
+        return prompt_sets(self.world, self.cfg.n_fit, self.cfg.n_select, self.cfg.n_report)
+
+    @cached_property
+    def named(self):
+        return {"fit": self.sets.fit, "select": self.sets.select, "report": self.sets.report}
+
+    @cached_property
+    def clean(self):
+        return Clean(self.model, self.world)
+
+    @cached_property
+    def l2(self):
+        """Each set's clean (greedy) line 2s, written once."""
+        return {k: self.clean(v) for k, v in self.named.items()}
+
+    @cached_property
+    def _acts(self):
+        acts = {k: by_role(self.model, self.world, self.named[k], self.l2[k]) for k in self.named}
+        present = [r for r in acts["report"][1] if all(r in acts[k][1] for k in self.named)]
+        return {k: v[0] for k, v in acts.items()}, present
+
+    @property
+    def acts(self):
+        """{set: {hook: {role: (n, d_model)}}}: the residual stream at every role of every prompt."""
+        return self._acts[0]
+
+    @property
+    def prompt_roles(self):
+        """The roles up to the line break that every set has."""
+        return [r for r in self._acts[1] if ROLES.index(r) <= ROLES.index("nl")]
+
+    @cached_property
+    def maps(self):
+        """Probe maps at every (layer, role), beside a random-init model's."""
+        control = random_init(self.model, self.cfg.seed + 1)
+        control_acts = {k: by_role(control, self.world, self.named[k], self.l2[k])[0] for k in self.named}
+        y = {k: {t: labels(self.world, self.named[k], self.l2[k], t) for t in ("family", "meaning", "ending", "length")}
+             for k in self.named}
+        return probe_maps(self.acts, control_acts, y, self.hooks, self._acts[1])
+
+    def swap_pairs(self, split, slot, seed):
+        return swap_pairs(self.world, self.named[split], slot, seed)[:self.cfg.n_pairs]
+
+    @cached_property
+    def report_patching(self):
+        return {slot: patching(self.model, self.world, self.swap_pairs("report", slot, self.cfg.seed), self.clean,
+                               seed=self.cfg.seed) for slot in ("rhyme", "cue")}
+
+    @cached_property
+    def sites(self):
+        """Family, meaning and joint intervention sites, chosen by single-layer patching on select pairs."""
+        L = range(1, self.L)
+        select = {slot: patching(self.model, self.world, self.swap_pairs("select", slot, self.cfg.seed + 1), self.clean,
+                                 columns=self.prompt_roles, free=False, seed=self.cfg.seed, only_layers=L)
+                  for slot in ("rhyme", "cue")}
+        return choose_causal_sites(select, self.report_patching, list(L), self.prompt_roles)
+
+    @property
+    def site(self):
+        joint = self.sites["intervention"]
+        return iv.Site(joint["layer"], joint["role"])
+
+    @cached_property
+    def fit_endings(self):
+        return [ending(x) if well_formed(x) else None for x in self.l2["fit"]]
+
+    def dirs_at(self, layer, role):
+        """Mean-difference word directions (and class means) at a cell, fit on fit prompts."""
+        return word_directions(self.acts["fit"][self.hooks[layer]][role], self.fit_endings)
+
+    @cached_property
+    def site_directions(self):
+        return self.dirs_at(self.site.layer, self.site.role)
+
+    @cached_property
+    def planned(self):
+        """The clean ending of each select and report prompt (None where line 2 is malformed)."""
+        return {k: [ending(x) if well_formed(x) else None for x in self.l2[k]] for k in ("select", "report")}
+
+    @cached_property
+    def targets(self):
+        """{kind: {set: one injection target per prompt}} (interp/interventions.KINDS)."""
+        dirs = self.site_directions[0]
+        return {kind: {k: iv.injection_targets(self.world, self.named[k], self.planned[k], dirs, kind, self.cfg.seed)
+                       for k in self.planned} for kind in iv.KINDS}
+
+    @cached_property
+    def runners(self):
+        """Each select and report prompt's runner-up ending."""
+        return {k: iv.runner_ups(self.model, self.world, self.named[k], self.l2[k]) for k in ("select", "report")}
+
+
+# ---- the experiments: each reads Inputs and returns its sections of the result ------------------------
+def run_quality(x):
+    return {"quality": dict(evaluate(x.model, x.world, "test", x.cfg.n_quality)),
+            "prompts": {k: len(v) for k, v in x.named.items()}}
+
+
+def run_probes(x):
+    return {"probes": x.maps, "readable_sites": choose_sites(x.maps, list(range(1, x.L)), x.prompt_roles),
+            "ending_probe": ending_probe(x.world, x.maps, x.named, x.l2)}
+
+
+def run_patching(x):
+    return {"patching": x.report_patching, "sites": x.sites}
+
+
+def run_injection(x):
+    dirs, means = x.site_directions
+    inj = {}
+    for kind in iv.KINDS:
+        tgt = x.targets[kind]
+        curve_sel = iv.add_only(x.model, x.world, x.site, x.sets.select, tgt["select"], dirs, seed=x.cfg.seed)
+        scale = iv.best_scale(curve_sel)
+        curve = iv.add_only(x.model, x.world, x.site, x.sets.report, tgt["report"], dirs, seed=x.cfg.seed)
+        inj[kind] = {"scale": float(scale), "curve_select": curve_sel, "add_only": curve,
+                     **iv.secondary_rows(x.model, x.world, x.site, x.sets.report, tgt["report"], x.planned["report"],
+                                         dirs, means)}
+    return {"directions": {"n_words": len(dirs), "site": x.site.as_dict(), "cell_mate_cosine": cell_mate_cosine(dirs)},
+            "injection": inj}
+
+
+def run_suppression(x):
+    cdirs = contrastive(x.site_directions[0])
+    by_scale = {s: iv.suppress(x.model, x.world, x.site, x.sets.select, x.l2["select"], x.runners["select"], cdirs, s)
+                for s in SUPPRESS_SCALES}
+    s_best = max(SUPPRESS_SCALES, key=lambda s: (by_scale[s]["opener_forced"]["runner_up_rate"]["rate"] or 0, -s))
+    return {"suppression": {"directions": "contrastive", "scale": s_best,
+                            "select_runner_up_by_scale": {str(s): v["opener_forced"]["runner_up_rate"]
+                                                          for s, v in by_scale.items()},
+                            **iv.suppress(x.model, x.world, x.site, x.sets.report, x.l2["report"], x.runners["report"],
+                                          cdirs, s_best)}}
+
+
+def run_sweep(x):
+    n, out = x.cfg.n_sweep, {}
+    for kind, at in (("other_rhyme", x.sites["family"]), ("other_meaning", x.sites["meaning"])):
+        tgt = x.targets[kind]
+        out[kind] = iv.sweep(x.model, x.world, (x.sets.select[:n], tgt["select"][:n]),
+                             (x.sets.report[:n], tgt["report"][:n]), lambda l, r: x.dirs_at(l, r)[0],
+                             list(range(x.L)), x.prompt_roles, iv.Site(at["layer"], at["role"]), seed=x.cfg.seed)
+    return {"sweep": out}
+
+
+def run_shape(x):
+    effects = {slot: shape.effects(x.model, x.world, x.swap_pairs("report", slot, x.cfg.seed), x.clean)
+               for slot in ("rhyme", "cue")}
+    return {"effects": effects,
+            "shape": shape_section(x) if shape.has_meter(x.world) else
+            {"skipped": "this world has no meter: line 2's opener does not depend on the ending"}}
+
+
+def run_ablation(x):
+    return {"ablation": iv.resample(x.model, x.world, x.sets.report, x.l2["report"], ABLATION_ROLES, x.cfg.seed)}
+
+
+def run_composition(x):
+    return {"composition": composition(x.model, x.world, x.sets.fit, x.sets.report, x.site, x.cfg.n_report)}
+
+
+def run_transcoder(x):
+    return {"clt": clt_section(x.model, x.world, x.cfg, x.sets.report, x.l2["report"], x.runners["report"],
+                               x.clt_path)}
+
+
+# name -> (the experiment, whether it needs the intervention site); in the study's order
+EXPERIMENTS = {"quality": (run_quality, False), "probes": (run_probes, False), "patching": (run_patching, False),
+               "injection": (run_injection, True), "suppression": (run_suppression, True),
+               "sweep": (run_sweep, True), "shape": (run_shape, True), "ablation": (run_ablation, True),
+               "composition": (run_composition, True), "transcoder": (run_transcoder, True)}
+
+
+def study(model, world, cfg=StudyConfig(), progress=lambda stage: None, clt_path=None, only=None):
+    """Every experiment of EXPERIMENTS in order (or the one named by `only`) on one model; a dict of
+    their sections. Without an intervention site (too few swap pairs) the experiments that need one
+    are skipped, and the result says why."""
     if world.config.epithet:  # its probes, runner-ups and features would score the noun after the epithet it copies
         raise ValueError("the study scores the ending noun; an --epithet world is measured by the world search "
                          "(python worlds.py --search) alone")
-    model.eval()
-    L = model.cfg.n_layer
-    out = {"config": asdict(cfg), "n_layer": L}
-    progress("quality")
-    out["quality"] = {k: v for k, v in evaluate(model, world, "test", cfg.n_quality).items()}
-
-    sets = prompt_sets(world, cfg.n_fit, cfg.n_select, cfg.n_report)
-    clean = Clean(model, world)
-    named = {"fit": sets.fit, "select": sets.select, "report": sets.report}
-    l2 = {k: clean(v) for k, v in named.items()}
-    out["prompts"] = {k: len(v) for k, v in named.items()}
-
-    progress("probes")
-    control = random_init(model, cfg.seed + 1)
-    acts = {k: by_role(model, world, named[k], l2[k]) for k in named}
-    present = [r for r in acts["report"][1] if all(r in acts[k][1] for k in named)]
-    acts = {k: v[0] for k, v in acts.items()}
-    control_acts = {k: by_role(control, world, named[k], l2[k])[0] for k in named}
-    y = {k: {t: labels(world, named[k], l2[k], t) for t in ("family", "meaning", "ending", "length")} for k in named}
-    hooks = resid_hooks(model.cfg)
-    maps = probe_maps(acts, control_acts, y, hooks, present)
-    out["probes"] = maps
-    prompt_roles = [r for r in present if ROLES.index(r) <= ROLES.index("nl")]
-    out["readable_sites"] = choose_sites(maps, list(range(1, L)), prompt_roles)
-
-    progress("patching")
-    out["patching"] = {slot: patching(model, world, swap_pairs(world, sets.report, slot, cfg.seed)[:cfg.n_pairs],
-                                      clean, seed=cfg.seed) for slot in ("rhyme", "cue")}
-    select_patching = {slot: patching(model, world, swap_pairs(world, sets.select, slot, cfg.seed + 1)[:cfg.n_pairs],
-                                      clean, columns=prompt_roles, free=False, seed=cfg.seed, only_layers=range(1, L))
-                       for slot in ("rhyme", "cue")}
-    sites = choose_causal_sites(select_patching, out["patching"], list(range(1, L)), prompt_roles)
-    out["sites"] = sites
-    if not sites:
-        out["skipped"] = "no site could be chosen (too few swap pairs with two different clean endings)"
-        return out
-    joint = sites["intervention"]
-    site = iv.Site(joint["layer"], joint["role"])
-    fit_end = [ending(x) if well_formed(x) else None for x in l2["fit"]]
-
-    def dirs_at(layer, role):
-        return word_directions(acts["fit"][hooks[layer]][role], fit_end)
-
-    progress("interventions")
-    dirs, means = dirs_at(site.layer, site.role)
-    cdirs = contrastive(dirs)
-    out["directions"] = {"n_words": len(dirs), "site": site.as_dict(),
-                         "cell_mate_cosine": cell_mate_cosine(dirs)}
-    planned = {k: [ending(x) if well_formed(x) else None for x in l2[k]] for k in ("select", "report")}
-    inj = {}
-    tgt = {kind: {k: iv.injection_targets(world, named[k], planned[k], dirs, kind, cfg.seed) for k in planned}
-           for kind in iv.KINDS}
-    for kind in iv.KINDS:
-        curve_sel = iv.add_only(model, world, site, sets.select, tgt[kind]["select"], dirs, seed=cfg.seed)
-        scale = iv.best_scale(curve_sel)
-        curve = iv.add_only(model, world, site, sets.report, tgt[kind]["report"], dirs, seed=cfg.seed)
-        inj[kind] = {"scale": float(scale), "curve_select": curve_sel, "add_only": curve,
-                     **iv.secondary_rows(model, world, site, sets.report, tgt[kind]["report"], planned["report"], dirs,
-                                         means)}
-    out["injection"] = inj
-
-    runners = {k: iv.runner_ups(model, world, named[k], l2[k]) for k in ("select", "report")}
-    by_scale = {s: iv.suppress(model, world, site, sets.select, l2["select"], runners["select"], cdirs, s)
-                for s in SUPPRESS_SCALES}
-    s_best = max(SUPPRESS_SCALES, key=lambda s: (by_scale[s]["opener_forced"]["runner_up_rate"]["rate"] or 0, -s))
-    out["suppression"] = {"directions": "contrastive", "scale": s_best,
-                          "select_runner_up_by_scale": {str(s): v["opener_forced"]["runner_up_rate"]
-                                                        for s, v in by_scale.items()},
-                          **iv.suppress(model, world, site, sets.report, l2["report"], runners["report"], cdirs, s_best)}
-
-    progress("sweep")
-    n = cfg.n_sweep
-    out["sweep"] = {}
-    for kind, at_site in (("other_rhyme", sites["family"]), ("other_meaning", sites["meaning"])):
-        out["sweep"][kind] = iv.sweep(model, world, (sets.select[:n], tgt[kind]["select"][:n]),
-                                      (sets.report[:n], tgt[kind]["report"][:n]), lambda l, r: dirs_at(l, r)[0],
-                                      list(range(L)), prompt_roles, iv.Site(at_site["layer"], at_site["role"]),
-                                      seed=cfg.seed)
-    out["ending_probe"] = ending_probe(world, maps, named, l2)
-
-    progress("shape")
-    out["effects"] = {slot: shape.effects(model, world, swap_pairs(world, sets.report, slot, cfg.seed)[:cfg.n_pairs],
-                                          clean) for slot in ("rhyme", "cue")}
-    out["shape"] = shape_section(model, world, sets, clean, l2, runners, acts, hooks, prompt_roles, cfg) \
-        if shape.has_meter(world) else {"skipped": "this world has no meter: line 2's opener does not depend on "
-                                                   "the ending"}
-
-    progress("ablation")
-    out["ablation"] = iv.resample(model, world, sets.report, l2["report"], ABLATION_ROLES, cfg.seed)
-    progress("composition")
-    out["composition"] = composition(model, world, sets.fit, sets.report, site, cfg.n_report)
-    if cfg.clt:
-        progress("transcoder")
-        out["clt"] = clt_section(model, world, cfg, sets.report, l2["report"], runners["report"], clt_path)
+    if only is not None and only not in EXPERIMENTS:
+        raise ValueError(f"--only must be one of {', '.join(EXPERIMENTS)}, got {only!r}")
+    x = Inputs(model, world, cfg, clt_path)
+    out = {"config": asdict(cfg), "n_layer": x.L}
+    for name, (run, needs_site) in EXPERIMENTS.items():
+        if only not in (None, name) or (name == "transcoder" and not cfg.clt and only is None):
+            continue
+        if needs_site and not x.sites:
+            out["skipped"] = "no site could be chosen (too few swap pairs with two different clean endings)"
+            break
+        progress(name)
+        t = time.time()
+        out.update(run(x))
+        if time.time() - t > 60:
+            progress(f"{name} took {time.time() - t:.0f} s")
     return out
 
 
@@ -218,23 +330,23 @@ def ending_probe(world, maps, named, l2):
             "cell_favourite": cell_favourite_rate(world, named["fit"], l2["fit"], named["report"], l2["report"])}
 
 
-def shape_section(model, world, sets, clean, l2, runners, acts, hooks, prompt_roles, cfg):
+def shape_section(x):
     """The shape plan (interp/shape.py): opener-length patching on select (the line break's layer) and
     report pairs (every prompt position), the length probe, and green / habit at the line break."""
-    def rows(line1s, seed):
-        return shape.shape_pairs(world, [p for slot in ("rhyme", "cue")
-                                         for p in swap_pairs(world, line1s, slot, seed)[:cfg.n_pairs]], clean)
-    sel, rep = rows(sets.select, cfg.seed + 1), rows(sets.report, cfg.seed)
-    layer = shape.choose_layer(shape.shape_patching(model, world, sel, ["nl"]))
-    grid = shape.shape_patching(model, world, rep, prompt_roles)
-    named = {"fit": sets.fit, "select": sets.select, "report": sets.report}
-    out = {"n_select_pairs": len(sel), "n_pairs": len(rep), "layer": layer, "layers": [f"L{l}" for l in range(len(hooks))],
-           "roles": prompt_roles, "map": {r: [c["opener"]["rate"] for c in grid[r]] for r in prompt_roles},
+    def rows(split, seed):
+        return shape.shape_pairs(x.world, [p for slot in ("rhyme", "cue") for p in x.swap_pairs(split, slot, seed)],
+                                 x.clean)
+    sel, rep = rows("select", x.cfg.seed + 1), rows("report", x.cfg.seed)
+    layer = shape.choose_layer(shape.shape_patching(x.model, x.world, sel, ["nl"]))
+    grid = shape.shape_patching(x.model, x.world, rep, x.prompt_roles)
+    out = {"n_select_pairs": len(sel), "n_pairs": len(rep), "layer": layer,
+           "layers": [f"L{l}" for l in range(len(x.hooks))], "roles": x.prompt_roles,
+           "map": {r: [c["opener"]["rate"] for c in grid[r]] for r in x.prompt_roles},
            "control_role": shape.CONTROL_ROLE}
     if layer is not None:
         out["site"] = grid["nl"][layer]
         out["control"] = grid[shape.CONTROL_ROLE][layer] if shape.CONTROL_ROLE in grid else None
-    out.update(shape.green_and_habit(model, world, named, l2, runners, acts, hooks, cfg.seed))
+    out.update(shape.green_and_habit(x.model, x.world, x.named, x.l2, x.runners, x.acts, x.hooks, x.cfg.seed))
     return out
 
 

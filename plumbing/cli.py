@@ -42,6 +42,15 @@ def add_dataclass_flags(parser, cls, group_name, skip=()):
             group.add_argument(flag, type=typ, default=f.default, help="(default: %(default)s)")
 
 
+def flags(**settings):
+    """Settings as the command-line flags add_dataclass_flags reads (booleans as --x / --no-x)."""
+    out = []
+    for k, v in settings.items():
+        flag = "--" + k.replace("_", "-")
+        out += ([flag] if v else ["--no-" + flag[2:]]) if isinstance(v, bool) else [flag, str(v)]
+    return out
+
+
 def pick(cls, args, **override):
     """The config dataclass `cls` from the parsed flags (fields it has), validated when it can be."""
     cfg = cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}, **override})

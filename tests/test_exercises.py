@@ -59,3 +59,27 @@ def test_add_only_with_control_uses_norm_matched_random_directions(ex):
     rnd = next(s for s in seen if not torch.equal(s[0], vectors[0]))
     for i, (r, v) in enumerate(zip(rnd, vectors)):
         assert torch.allclose(r, random_like(v, 7 + i))
+
+
+def test_feature_edge_to_logit_matches_the_graphs_edge(ex, tiny_run):
+    import copy
+    from data import world_from_dict
+    from interp.attribution import build_graph, couplet_tokens, record, replacement_forward
+    from interp.transcoder import CLTConfig, train_clt
+    from model import load_checkpoint
+    model, ckpt = load_checkpoint(tiny_run[0])
+    world = world_from_dict(ckpt["world_config"])
+    clt, _ = train_clt(model, world, CLTConfig(n_features=32, n_couplets=300, steps=60, batch_tokens=256))
+    model, clt = copy.deepcopy(model).double(), copy.deepcopy(clt).double()
+    c = world.split("test")[0]
+    tokens = couplet_tokens(world, c.line1, c.line2)
+    g = build_graph(model, clt, tokens)
+    ctx = record(model, clt, tokens)
+    fs, _, _, ls = g.slices()
+    k = g.adjacency[ls.start, fs].abs().argmax().item()  # the strongest feature into the top logit
+    layer, pos, feature = g.features[k].tolist()
+    with torch.no_grad():
+        got = ex.feature_edge_to_logit(lambda a: replacement_forward(model, clt, ctx, ctx.embed, a, ctx.errors)[0],
+                                       ctx.acts.clone(), layer, pos, feature, int(g.logit_ids[0]), g.target_pos)
+    want = g.adjacency[ls.start, k].item()
+    assert abs(want) > 1e-6 and got == pytest.approx(want, abs=1e-8)

@@ -156,8 +156,6 @@ def test_kv_cache_generation_equals_full_recompute():
 
 def test_nl_barrier_hides_line1_from_line2_only():
     from data import NL
-    from model import NL_TOKEN
-    assert NL == NL_TOKEN
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=50, block_size=12, n_layer=2, n_head=2, d_model=32, d_mlp=64, nl_barrier=True)
     model = GPT(cfg).eval()

@@ -6,10 +6,9 @@ from page.search_section import search as search_section
 
 
 def test_search_trains_measures_through_training_and_keeps_every_seed(tmp_path, monkeypatch, capsys):
-    tiny = ("--n-train", "400", "--n-test", "40", "--n-layer", "2", "--d-model", "32", "--d-mlp", "64",
-            "--n-head", "2", "--max-steps", "6", "--batch-size", "8", "--eval-n", "8")
-    monkeypatch.setattr(worlds, "CANDIDATES", {"tiny": worlds.Candidate(tiny, "a prediction, written first"),
-                                               "never": worlds.Candidate(tiny, "registered, never run")})
+    tiny = dict(n_train=400, n_test=40, n_layer=2, d_model=32, d_mlp=64, n_head=2, max_steps=6, batch_size=8, eval_n=8)
+    monkeypatch.setattr(worlds, "CANDIDATES", {"tiny": worlds.variant(prediction="a prediction, written first", **tiny),
+                                               "never": worlds.variant(prediction="registered, never run", **tiny)})
     monkeypatch.setattr(worlds, "SNAPSHOT_EVERY", 3)
     worlds.search(str(tmp_path), ["tiny"], seeds=2, parallel=2)
     table = json.loads((tmp_path / "search.json").read_text())
@@ -37,3 +36,13 @@ def test_a_seed_plans_a_fact_when_the_line_break_moves_it_at_least_the_bar():
     row = lambda rhyme, cue: {"final": {"rhyme": {"nl_column": rhyme}, "cue": {"nl_column": cue}}}
     got = worlds.plans([row(0.9, 0.85), row(0.95, None), row(0.79, 1.0), row(None, 0.1)])
     assert [got[f]["k"] for f in ("rhyme", "meaning", "both")] == [2, 2, 1] and got["both"]["n"] == 4
+
+
+def test_a_variant_sorts_its_settings_to_their_configs_and_gives_the_same_as_flags():
+    import train
+    v = worlds.variant("w", "p", grammar="list", n_layer=2, nl_barrier=True, cue_first=False, max_steps=60, lr=3e-3)
+    assert v.world == {"grammar": "list", "cue_first": False} and v.model == {"n_layer": 2, "nl_barrier": True}
+    assert v.train == {"max_steps": 60, "lr": 3e-3} and (v.what, v.prediction) == ("w", "p")
+    args = train.parse(v.flags())
+    assert (args.grammar, args.n_layer, args.nl_barrier, args.cue_first, args.max_steps, args.lr) == \
+        ("list", 2, True, False, 60, 3e-3)
