@@ -166,6 +166,18 @@ RECIPES = {
                           "25,600 sequences, as many as muon_wsd_400 which missed: misses (about 0.95)"),
     "muon_wsd_150_b256": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 150, "batch_size": 256},
                           "muon_wsd_300_b128's sequences in half the steps: reaches 0.98, about 0.9x its time"),
+    # written after rows 8-10: 250 x 128 ended at 0.962, 200 x 128 at 0.916, 150 x 256 at 0.902; a sequence costs
+    # the same with either optimizer and batch (about 2.5 ms on one thread), so only fewer sequences save time,
+    # and 0.5x needs at most 32,000 sequences: variants of muon_wsd_250_b128
+    "muon_wsd_250_b128_warm20": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 250, "batch_size": 128,
+                                  "warmup_steps": 20}, "30 more steps at the peak rate: reaches 0.98 (0.97-0.99)"),
+    "muon_wsd_250_b128_decay50": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 250, "batch_size": 128,
+                                   "decay_frac": 0.5}, "a longer decay: about muon_wsd_250_b128's 0.96"),
+    "muon_wsd_250_b128_muon03": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 250, "batch_size": 128,
+                                  "muon_lr": 0.03}, "Muon's rate x1.5: reaches 0.98"),
+    "muon_wsd_250_b128_adam3": ({"optimizer": "muon", "schedule": "wsd", "max_steps": 250, "batch_size": 128,
+                                 "lr": 3e-3}, "AdamW's rate x2 (embeddings, unembedding, gains): misses, as "
+                                              "muon_wsd_600_hot did"),
 }
 QUALITY, EVERY, QUALITY_N = 0.98, 100, 500
 CANDIDATE = "muon_wsd_600"
