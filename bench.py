@@ -180,7 +180,7 @@ RECIPES = {
                                               "muon_wsd_600_hot did"),
 }
 QUALITY, EVERY, QUALITY_N = 0.98, 100, 500
-CANDIDATE = "muon_wsd_600"
+CANDIDATE = "muon_wsd_300_b128"
 
 
 def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig(), threshold=QUALITY, every=EVERY,
