@@ -54,6 +54,12 @@ def variant(what="", prediction="", **settings):
                    prediction)
 
 
+# The world search and the `linebreak` model were trained with AdamW and a cosine schedule over batches of 64
+# (train.py's default is Muon + warmup-stable-decay, bench.py); they keep that recipe, so their rows and routes
+# mean what they meant.
+ADAMW = {"optimizer": "adamw", "schedule": "cosine", "batch_size": 64}
+LONG = {**ADAMW, "max_steps": 6000, "lr": 3e-3}
+
 MODELS = {
     "main": variant("the main world and model", prediction=
                     "(seed 0 was measured while the measure was built: opener 0.57 at the line break entering layer 3, "
@@ -86,7 +92,7 @@ MODELS = {
                        "no meter, so no shape to plan (not measured). The line break's effect on the ending: direct "
                        "close to total (mediated <= 0.1) in seeds that route the rhyme through it, since the list "
                        "opener does not depend on the ending.",
-                         grammar="list", n_layer=2, attn_window=5, window_layers="LG", max_steps=6000, lr=3e-3),
+                         grammar="list", n_layer=2, attn_window=5, window_layers="LG", **LONG),
     "committed": variant("world: the opener's first word alone names its length ('later that day' only before a "
                        "one-syllable ending, 'at last' only before a three-syllable one), so the token the line break "
                        "predicts already depends on the ending's length, as 'His hunger' depended on 'rabbit': the "
@@ -113,8 +119,7 @@ def checkpoint_path(out, name, seed=0):
 # ---- the pre-registered search ---------------------------------------------------------------------
 LIST = {"grammar": "list"}
 LG = {"attn_window": 5, "window_layers": "LG"}
-STEPS = {"max_steps": 2000, "lr": 3e-3}
-LONG = {"max_steps": 6000, "lr": 3e-3}
+STEPS = {**ADAMW, "max_steps": 2000, "lr": 3e-3}
 CF = {"grammar": "list", "cue_first": True}
 MAJ = {"meaning": "majority", "min_nouns": 3, "holdout_pairs": 0}
 CANDIDATES = {
@@ -163,7 +168,7 @@ CANDIDATES = {
                                      "LD >= 0.8 for both swaps in all 3 seeds, kept to the last snapshot (no later "
                                      "route to switch to); rhyme word (>= 1) <= 0.2; valid >= 0.7 (one MLP after the "
                                      "read must intersect the facts) but below list-LG-long's 0.82 is allowed."),
-    "list-LG-2layer-9k": variant(**LIST, **LG, n_layer=2, max_steps=9000, lr=3e-3, prediction=
+    "list-LG-2layer-9k": variant(**LIST, **LG, n_layer=2, **{**LONG, "max_steps": 9000}, prediction=
                                    "written after list-LG-2layer-long (rhyme through <nl> 0.98 in every seed; the "
                                    "meaning read from line 1's last article; seed 0 never learned the meaning): the same "
                                    "world trained 9,000 steps, the length at which the four-layer world dropped its "

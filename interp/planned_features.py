@@ -54,6 +54,8 @@ def stands_for(drops, word, stoi, level="word"):
 def candidates(model, clt, world, line1s, prefixes, pos, layer):
     """Step 1 and the edits of step 2: the `top_k` active features of `layer` at token pos[i] of each
     prompt (+ prefix), as (acts (n, F), [(prompt, feature)], [ablation Edits of that one feature])."""
+    if not line1s:  # no eligible prompt: nothing to ablate
+        return torch.zeros(0, clt.n_features), [], []
     resid = activations(model, world, line1s, prefixes, [in_name(layer)])[in_name(layer)]
     acts = clt.encode(torch.stack([r[p] for r, p in zip(resid, pos)]), layer)  # (n, F)
     score = acts * clt.decoder_norms()[layer]

@@ -212,8 +212,8 @@ def test_render_is_byte_identical_from_results_json_and_shows_its_numbers(tiny_r
     (report / "results.json").write_text(json.dumps(results))
     assert analyze.main(["--out", str(tmp_path), "--render-only"]) == 0
     new = (report / "index.html").read_text()
-    assert "0.88" in new and "0.88" not in page.decode()
-    assert "0.88" in (report / "results.md").read_text() and "0.88" not in md.decode()
+    assert new.count("0.88") > page.decode().count("0.88")  # (a figure's stroke width may read 0.88 too)
+    assert (report / "results.md").read_text().count("0.88") > md.decode().count("0.88")
 
     def answers(html):
         return html[html.index('id="q1"'):html.index('id="probes"')]
