@@ -11,6 +11,8 @@ the main model and each variant of worlds.MODELS, every seed — and writes
 `python analyze.py --only patching` runs one experiment (interp/study.EXPERIMENTS) on one model
 (`--variant`, `--training-seed`; default the main model, seed 0) and prints it as a table; the
 result is also written to out/report/only/patching.json.
+`python analyze.py --compare OLD/results.json` writes out/report/compare.md: every headline of that run
+beside this one's (docs/recipe-change.md is one).
 `python analyze.py --render-only` re-renders the page from results.json (byte-identical).
 `python analyze.py --prompt "she saw a goat and went to find a cake"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
@@ -35,6 +37,7 @@ from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
 from page.markdown import markdown
 from page.terminal import table
+from page.compare import comparison
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
 from plumbing.processes import run_commands
@@ -168,15 +171,18 @@ def write_report(results, folder):
     write_text(os.path.join(folder, "results.md"), markdown(results))
 
 
-def render_only(folder):
-    path = os.path.join(folder, "results.json")
+def read_results(path):
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no results to render; run `python analyze.py` first")
+        raise FileNotFoundError(f"{path}: no results to read; run `python analyze.py` first")
     try:
         with open(path) as f:
-            results = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError:
         raise ValueError(f"{path} is not valid JSON; run `python analyze.py` to rewrite it") from None
+
+
+def render_only(folder):
+    results = read_results(os.path.join(folder, "results.json"))
     write_text(os.path.join(folder, "index.html"), render(results))
     write_text(os.path.join(folder, "results.md"), markdown(results))
 
@@ -256,6 +262,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=cli.cores(),
                    help="studies run in parallel processes, each on its share of the cores (default: one per core)")
     p.add_argument("--render-only", action="store_true", help="re-render index.html from results.json")
+    p.add_argument("--compare", metavar="OLD_RESULTS_JSON",
+                   help="write compare.md: that run's headlines beside this report's results.json")
     p.add_argument("--prompt", help="your own line 1 (words from --list-words)")
     p.add_argument("--list-words", action="store_true", help="the vocabulary by meaning and rhyme family")
     p.add_argument("--study-one", nargs=3, metavar=("NAME", "SEED", "PATH"), help=argparse.SUPPRESS)  # run()'s child
@@ -277,6 +285,12 @@ def main(argv=None):
             write_json(args.result, study_one(name, int(seed), path, scfg))
         elif args.only is not None:
             only_one(cfg, scfg, args.only, args.variant, args.training_seed)
+        elif args.compare:
+            old, new = (read_results(path) for path in (args.compare, os.path.join(cfg.report_dir(), "results.json")))
+            label = lambda path: os.path.basename(os.path.dirname(os.path.abspath(path)))  # the report folder
+            write_text(os.path.join(cfg.report_dir(), "compare.md"),
+                       comparison(old, new, label(args.compare), label(os.path.join(cfg.report_dir(), "x"))))
+            print(f"written: {os.path.join(cfg.report_dir(), 'compare.md')}")
         elif args.render_only:
             render_only(cfg.report_dir())
             print(f"report: {os.path.join(cfg.report_dir(), 'index.html')}")

@@ -36,7 +36,7 @@ from interp.quality import evaluate
 from data import CoupletWorld, WorldConfig, PAD
 from model import GPT, GPTConfig
 from plumbing import cli
-from plumbing.files import write_json
+from plumbing.files import write_json, write_text
 from plumbing.processes import run_commands
 import train as T
 
@@ -190,6 +190,7 @@ def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig()
     """Train the main model with a recipe of RECIPES (by name) until test validity reaches `threshold`
     (measured every `every` steps on n prompts) or the recipe's steps end; return the curve and when it got there."""
     overrides = RECIPES[recipe][0]
+    world_cfg = replace(world_cfg, seed=seed)  # each training seed has its own world, as in train.py --all
     world = CoupletWorld(world_cfg)
     curve, spent = [], {"eval": 0.0}
 
@@ -206,7 +207,7 @@ def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig()
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = replace(T.TrainConfig(), seed=seed, out=tmp, eval_every=10 ** 9, ckpt_every=10 ** 9, **overrides)
-        T.train(replace(world_cfg, seed=seed), model_cfg, cfg, on_step=on_step, quiet=True)
+        T.train(world_cfg, model_cfg, cfg, on_step=on_step, quiet=True)
     data = world.tensor(world.split("train"), world.max_len())
     reached = next((c for c in curve if c["valid"] >= threshold), None)
     steps = reached["step"] if reached else curve[-1]["step"]
@@ -307,6 +308,37 @@ def main(argv=None):
     return cli.run_main("bench.py", body)
 
 
+def curve_text(curve):
+    return ", ".join(f"{c['step']}: {c['valid']:.3f}" for c in curve)
+
+
+def search_markdown(rows):
+    """The recipe search as a Markdown table: every row, its prediction and what it did (seed 0)."""
+    out = ["| recipe | settings | prediction, written before the run | reached 0.98 "
+           "| steps x batch | training s | test valid every 100 steps (n = 500) |", "|" + " --- |" * 7]
+    for r in rows:
+        o = RECIPES[r["recipe"]][0] if r["recipe"] in RECIPES else r["overrides"]
+        out.append(f"| `{r['recipe']}` | {', '.join(f'{k}={v}' for k, v in o.items())} | {r['prediction']} | "
+                   f"{'yes' if r['reached'] else 'no'} | {r['steps']} x {o.get('batch_size', '?')} | "
+                   f"{r['seconds']:.0f} | {curve_text(r['curve'])} |")
+    return "\n".join(out) + "\n"
+
+
+def to_quality_markdown(s):
+    """--to-quality's runs as a Markdown table, with the ratio."""
+    out = [f"Time to test validity {s['threshold']} (n = {s['n']}, every {s['every']} steps), one thread each, two "
+           f"runs side by side: baseline {s['baseline_s']} s, candidate {s['candidate_s']} s, ratio **{s['ratio']}** "
+           f"(by seed {', '.join(str(x) for x in s['ratio_by_seed'])}).", "",
+           "| recipe | seed | reached | steps | sequences | tokens | training s | test valid every 100 steps |",
+           "|" + " --- |" * 8]
+    for r in s["runs"]:
+        batch = (RECIPES[r["recipe"]][0].get("batch_size") or T.TrainConfig().batch_size)
+        out.append(f"| `{r['recipe']}` | {r['seed']} | {'yes' if r['reached'] else 'no (whole run counted)'} | "
+                   f"{r['steps']} | {r['steps'] * batch:,} | {r['tokens']:,} | {r['seconds']:.0f} | "
+                   f"{curve_text(r['curve'])} |")
+    return "\n".join(out) + "\n"
+
+
 def quality_main(args):
     """--search and --to-quality: the runs, one process per core, one thread each."""
     processes = max(1, args.jobs)
@@ -320,15 +352,15 @@ def quality_main(args):
                                    "prediction": RECIPES[run["recipe"]][1], "load_at_start": load}
         runs = [kept[r] for r in RECIPES if r in kept]
         write_json(path, {"rows": runs, "threshold": QUALITY, "n": QUALITY_N, "every": EVERY})
-        for run in runs:
-            print(f"{run['recipe']:20} {'reached' if run['reached'] else 'missed '} step {run['steps']:5} "
-                  f"{run['seconds']:7.1f} s  last valid {run['curve'][-1]['valid']:.3f}")
+        write_text(os.path.join(args.out, "recipe_search.md"), search_markdown(runs))
+        print(search_markdown(runs))
         return 0
     jobs = [(r, s) for s in range(args.seeds) for r in ("baseline", args.candidate)]  # each seed's pair side by side
     summary = to_quality_summary(run_time_to_quality(jobs, processes, args.quick), "baseline", args.candidate)
     path = os.path.join(args.out, "bench.json")
     r = json.load(open(path)) if os.path.exists(path) else {}
     write_json(path, {**r, "to_quality": summary})
+    write_text(os.path.join(args.out, "to_quality.md"), to_quality_markdown(summary))
     print(f"time to test valid {QUALITY} (n={summary['n']}): baseline {summary['baseline_s']} s, {args.candidate} "
           f"{summary['candidate_s']} s, ratio {summary['ratio']} (by seed {summary['ratio_by_seed']})"
           + ("" if summary["all_reached"] else "; some runs never reached it (their whole training time counted)"))

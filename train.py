@@ -10,26 +10,24 @@ a checkpoint and exits 130. `torchrun --nproc_per_node=N train.py ...` trains th
 DistributedDataParallel: each process takes 1/N of every batch; process 0 alone writes out/. (With AdamW
 the weights equal one process's; Muon orthogonalizes in bfloat16, so there they agree to about 1e-3.)
 
-The recipe (bench.py --to-quality measured it against AdamW + cosine over 1,200 steps of 64): Muon for the
-blocks' weight matrices and AdamW for the rest, warmup-stable-decay, 300 steps of 128 couplets.
+The recipe: AdamW, cosine decay, 1,200 steps of 64 couplets. `--optimizer muon --schedule wsd --max-steps 300
+--batch-size 128` reaches the same test validity in about 0.6 of the time (bench.py --to-quality) but trains
+a model whose planning numbers differ (docs/speed.md), so it is an option, not the default.
 """
 from contextlib import closing
 from dataclasses import dataclass, asdict, replace
 import functools
 import math
 import os
-import signal
 import sys
 import time
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from data import CoupletWorld, WorldConfig, PAD
 from model import GPT, GPTConfig, checkpoint_payload, load_checkpoint, CheckpointError
 from interp.quality import evaluate
-from plumbing import cli
+from plumbing import cli, ddp
 from plumbing.files import save_torch, write_json, check_writable, remove_stale_temps, WriteError
 from plumbing.processes import run_commands
 from plumbing.progress import Progress
@@ -39,15 +37,15 @@ import worlds
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    max_steps: int = 300
-    batch_size: int = 128
+    max_steps: int = 1200
+    batch_size: int = 64
     lr: float = 1.5e-3
     min_lr_frac: float = 0.1
     warmup_steps: int = 50
     weight_decay: float = 0.1
-    optimizer: str = "muon"    # "muon": Muon for the blocks' weight matrices, AdamW for the rest; or "adamw" for all
+    optimizer: str = "adamw"   # "adamw", or "muon": Muon for the blocks' weight matrices, AdamW for the rest
     muon_lr: float = 0.02      # Muon's peak learning rate (its update is orthogonalized, so it has its own scale)
-    schedule: str = "wsd"      # after warmup: "wsd" (warmup-stable-decay: flat, then linear decay), or "cosine"
+    schedule: str = "cosine"   # after warmup: "cosine" decay, or "wsd" (warmup-stable-decay: flat, then linear)
     decay_frac: float = 0.3    # with "wsd": the last fraction of the steps that decays to min_lr_frac
     eval_every: int = 500      # steps between quick evaluations (on eval_n // 4 prompts)
     eval_n: int = 500          # prompts per split in the final evaluation
@@ -85,22 +83,36 @@ RESUME_MUST_MATCH = ("seed", "max_steps", "batch_size", "lr", "min_lr_frac", "wa
 RECIPE_BEFORE_FIELDS = {"optimizer": "adamw", "muon_lr": 0.02, "schedule": "cosine", "decay_frac": 0.3}
 
 
+def settings_differ(ckpt, world_cfg, model_cfg, cfg, every_key=False):
+    """[(setting, the checkpoint's value, this run's)] for every setting a run continuing the checkpoint
+    must share with it: the world's, the model's (but the vocabulary and sequence length, which the world
+    decides) and RESUME_MUST_MATCH. A setting the checkpoint does not record was added later, with a
+    default that keeps what it was trained with (RECIPE_BEFORE_FIELDS for the recipe's fields); a
+    checkpoint recording no training settings at all is not compared on them unless every_key."""
+    recorded = ckpt.get("train_state", {}).get("train_config") or {}
+    saved = {**asdict(WorldConfig()), **ckpt.get("world_config", {}), **ckpt.get("model_config", {}),
+             **({**RECIPE_BEFORE_FIELDS, **recorded} if recorded or every_key else {})}
+    now = {**asdict(world_cfg), **{k: v for k, v in asdict(model_cfg).items() if k not in ("vocab_size", "block_size")},
+           **{k: getattr(cfg, k) for k in RESUME_MUST_MATCH}}
+    return [(k, saved.get(k), v) for k, v in now.items() if saved.get(k, v if not every_key else None) != v]
+
+
 class TrainError(Exception):
     """A run that cannot go on (diverged, cannot resume); the message is one line with the fix."""
 
 
 # ---- the pieces of one step ------------------------------------------------------------------------
-def lr_scale(step, cfg):
-    """The fraction of the peak learning rate at a step: linear warmup, then either cosine decay to
-    min_lr_frac, or (wsd) flat until the last decay_frac of the steps and a linear decay to min_lr_frac."""
+def lr_at(step, cfg, peak):
+    """The learning rate at a step for a group whose peak rate is `peak`: linear warmup, then either cosine
+    decay to min_lr_frac * peak, or (wsd) flat until the last decay_frac of the steps and a linear decay."""
     if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+        return peak * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "wsd":
         decay_from = cfg.max_steps * (1 - cfg.decay_frac)
         t = max(0.0, (step - decay_from) / max(1.0, cfg.max_steps - decay_from))
-        return 1 - (1 - cfg.min_lr_frac) * min(t, 1.0)
+        return peak * (1 - (1 - cfg.min_lr_frac) * min(t, 1.0))
     t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    return cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return peak * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
 @functools.lru_cache(maxsize=2)
@@ -172,16 +184,6 @@ class Optimizers:
             o.load_state_dict(s)
 
 
-def shard_loss(net, batch, rank, world_size):
-    """This process's part of the whole batch's mean loss: its rows' summed loss over the whole
-    batch's token count (times world_size, as DDP averages gradients), so the gradient is exactly
-    one process's on the whole batch even when padding leaves shards with unequal token counts."""
-    x, y = inputs_and_targets(batch)
-    rows = slice(rank * len(batch) // world_size, (rank + 1) * len(batch) // world_size)
-    _, loss = net(x[rows], y[rows])
-    return loss * (y[rows] != -1).sum() * world_size / (y != -1).sum()
-
-
 # ---- one run ----------------------------------------------------------------------------------------
 def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=None, quiet=False):
     """Train (or resume) and return the final metrics dict, or None when stopped early (Ctrl-C,
@@ -189,7 +191,7 @@ def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=No
     Under torchrun (WORLD_SIZE > 1) every process calls this; only rank 0 writes and returns metrics."""
     cfg.validate()
     world_cfg.validate()
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world_size = ddp.rank_and_size()
     if cfg.batch_size % world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes "
                          f"({world_size}): each takes an equal share of the batch")
@@ -198,18 +200,8 @@ def train(world_cfg=WorldConfig(), model_cfg=None, cfg=TrainConfig(), on_step=No
     if rank == 0:
         check_writable(cfg.out)
         remove_stale_temps(cfg.out)
-    own_group = world_size > 1 and not dist.is_initialized()
-    if own_group:  # torchrun set MASTER_ADDR/PORT, RANK and WORLD_SIZE
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    try:
-        run = Run(world_cfg, model_cfg or GPTConfig(), cfg, rank, world_size)
-        metrics = run.fit(on_step, quiet)
-        if own_group:  # the others wait while rank 0 evaluates: a process leaving early can abort gloo
-            dist.barrier()
-        return metrics
-    finally:
-        if own_group:
-            dist.destroy_process_group()
+    with ddp.process_group():
+        return Run(world_cfg, model_cfg or GPTConfig(), cfg, rank, world_size).fit(on_step, quiet)
 
 
 class Run:
@@ -217,10 +209,7 @@ class Run:
 
     def __init__(self, world_cfg, model_cfg, cfg, rank, world_size):
         self.cfg, self.world_cfg, self.rank, self.world_size = cfg, world_cfg, rank, world_size
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if world_size > 1 and self.device == "cuda":
-            self.device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-            torch.cuda.set_device(self.device)
+        self.device = ddp.device(world_size)
         self.world = CoupletWorld(world_cfg)
         self.model_cfg = replace(model_cfg, vocab_size=len(self.world.itos), block_size=self.world.max_len()).validate()
         self.path = os.path.join(cfg.out, "model.pt")
@@ -231,8 +220,7 @@ class Run:
         if cfg.resume:
             self.resume()
         self.data = self.world.tensor(self.world.split("train"), self.model_cfg.block_size).to(self.device)
-        self.net = self.model if world_size == 1 else \
-            DistributedDataParallel(self.model, device_ids=[self.device] if self.device != "cpu" else None)
+        self.net = ddp.wrap(self.model, self.device, world_size)
 
     def resume(self):
         """Continue from OUT/model.pt; refuse (naming the flags) when it was trained otherwise."""
@@ -240,13 +228,9 @@ class Run:
             raise TrainError(f"--resume: no checkpoint at {self.path} to continue; drop --resume to start fresh")
         old, ckpt = load_checkpoint(self.path, vocab=self.world.itos)
         state = ckpt["train_state"]
-        recorded = state.get("train_config") or {}  # an older one lacks the recipe's later fields: it had their old values
-        saved = {**ckpt["world_config"], **ckpt["model_config"], **({**RECIPE_BEFORE_FIELDS, **recorded} if recorded else {})}
-        now = {**asdict(self.world_cfg), **asdict(self.model_cfg), **asdict(self.cfg)}
-        keys = [k for k in now if k in ckpt["world_config"] or k in ckpt["model_config"] or k in RESUME_MUST_MATCH]
-        differ = [k for k in keys if saved.get(k, now[k]) != now[k]]
+        differ = settings_differ(ckpt, self.world_cfg, self.model_cfg, self.cfg)
         if differ:
-            names = ", ".join(f"--{k.replace('_', '-')} ({saved.get(k)} there, {now[k]} now)" for k in differ)
+            names = ", ".join(f"--{k.replace('_', '-')} ({there} there, {now} now)" for k, there, now in differ)
             raise TrainError(f"{self.path} was trained with other settings: {names}; resume with the same flags "
                              f"or drop --resume")
         try:
@@ -279,27 +263,25 @@ class Run:
                        checkpoint_payload(self.model, asdict(self.world_cfg), self.world.itos, {"step": self.step}))
 
     def fit(self, on_step, quiet):
+        """The training loop: one step per batch until max_steps, or until asked to stop (Ctrl-C, SIGTERM,
+        on_step), which saves a checkpoint to resume from and returns None."""
         cfg, model = self.cfg, self.model
-        stop = {"requested": False}
-        handlers = {sig: signal.signal(sig, lambda *_: stop.update(requested=True))
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
         bar = Progress(cfg.max_steps, "train", initial=self.step, quiet=quiet or self.rank != 0)
         if self.step:
             bar.write(f"resuming from step {self.step} of {self.path}")
         t0, stopping = time.time() - self.elapsed, False
         model.train()
-        try:
+        with cli.stop_signals() as stop, closing(bar):
             while self.step < cfg.max_steps and not stopping:
                 for g in self.opt.param_groups:
-                    g["lr"] = g["peak_lr"] * lr_scale(self.step, cfg)
-                batch = self.data[batch_indices(self.step, len(self.data), cfg.batch_size, cfg.seed)]  # (B, T)
-                loss = shard_loss(self.net, batch, self.rank, self.world_size)
+                    g["lr"] = lr_at(self.step, cfg, g["peak_lr"])
+                x, y = inputs_and_targets(self.data[batch_indices(self.step, len(self.data), cfg.batch_size,
+                                                                  cfg.seed)])  # (B, T) each
+                loss = ddp.shard_loss(self.net, x, y, self.rank, self.world_size)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-                stopping = stop["requested"]
-                if self.world_size > 1:
-                    loss, stopping = sync(loss, stopping, self.world_size)
+                loss, stopping = ddp.sync(loss, stop.requested, self.world_size)  # every process stops together
                 if not math.isfinite(loss.item()):  # keep the last good checkpoint, do not overwrite it
                     raise TrainError(f"the loss became {loss.item()} at step {self.step + 1}; {self.path} keeps the "
                                      f"last good checkpoint; lower --lr and start again without --resume")
@@ -307,24 +289,25 @@ class Run:
                 self.step += 1
                 self.elapsed = time.time() - t0
                 bar.update(1, loss=f"{loss.item():.3f}")
+                self.after_step(loss.item(), bar)
                 stopping = stopping or bool(on_step is not None and on_step(self))
-                if self.step % 10 == 0 or self.step == 1:
-                    self.losses.append([self.step, round(loss.item(), 4)])
-                if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps and self.rank == 0:
-                    quick = evaluate(model, self.world, "test", max(1, cfg.eval_n // 4))
-                    self.history.append({"step": self.step, "loss": loss.item(), "valid": quick["valid"]})
-                    bar.write(f"step {self.step}: loss {loss.item():.3f}, test valid {quick['valid']:.3f}")
-                if (self.step % cfg.ckpt_every == 0 or (cfg.snapshot_every and self.step % cfg.snapshot_every == 0)) \
-                        and self.step < cfg.max_steps:
-                    self.checkpoint()
-        finally:
-            bar.close()
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
         if self.step < cfg.max_steps:  # stopped: save what we have, resume later
             self.checkpoint()
             return None
         return self.finish(time.time() - t0)
+
+    def after_step(self, loss, bar):
+        """The log, the quick evaluation and the checkpoint, each on its own schedule."""
+        cfg = self.cfg
+        if self.step % 10 == 0 or self.step == 1:
+            self.losses.append([self.step, round(loss, 4)])
+        if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps and self.rank == 0:
+            quick = evaluate(self.model, self.world, "test", max(1, cfg.eval_n // 4))
+            self.history.append({"step": self.step, "loss": loss, "valid": quick["valid"]})
+            bar.write(f"step {self.step}: loss {loss:.3f}, test valid {quick['valid']:.3f}")
+        if (self.step % cfg.ckpt_every == 0 or (cfg.snapshot_every and self.step % cfg.snapshot_every == 0)) \
+                and self.step < cfg.max_steps:
+            self.checkpoint()
 
     def finish(self, train_seconds):
         if self.rank != 0:
@@ -339,14 +322,6 @@ class Run:
         self.checkpoint(metrics)
         write_json(os.path.join(self.cfg.out, "train_metrics.json"), metrics)
         return metrics
-
-
-def sync(loss, stopping, world_size):
-    """One collective per step: the whole batch's loss (for the log) and whether any process was
-    asked to stop, so that every process leaves the loop at the same step."""
-    t = torch.tensor([loss.item(), float(stopping)], dtype=torch.float64, device=loss.device)
-    dist.all_reduce(t)
-    return t[0] / world_size, t[1].item() > 0
 
 
 # ---- the command line ---------------------------------------------------------------------------------
@@ -420,7 +395,7 @@ def train_all(args, argv):
     --jobs at a time, each on its share of the cores. A model already trained with the same settings is kept."""
     if not 1 <= args.seeds <= 20 or args.jobs < 1:
         raise ValueError("--seeds must be in [1, 20] and --jobs at least 1")
-    passed = strip_flags(argv, ("--all", "--seeds", "--jobs", "--out", "--seed", "--variant", "--threads", "--resume"))
+    passed = cli.strip_flags(argv, ("--all", "--seeds", "--jobs", "--out", "--seed", "--variant", "--threads", "--resume"))
     todo, threads = [], str(cli.share_of_cores(args.threads, args.jobs))
     for name in worlds.MODELS:
         for seed in range(args.seeds):
@@ -456,33 +431,9 @@ def trained(out, args, name, seed):
     except Exception:
         return None
     world_cfg, model_cfg, cfg = configs(args, name)
-    world_cfg = replace(world_cfg, seed=seed)
-    state = ckpt.get("train_state", {}).get("train_config", {})
-    # a world setting the checkpoint does not record was added later, with a default that keeps the old world
-    saved_world = {**asdict(WorldConfig()), **ckpt.get("world_config", {})}
-    same = (saved_world == asdict(world_cfg)
-            and {k: ckpt.get("model_config", {}).get(k) for k in asdict(model_cfg) if k not in ("vocab_size", "block_size")}
-            == {k: v for k, v in asdict(model_cfg).items() if k not in ("vocab_size", "block_size")}
-            and all(state.get(k, RECIPE_BEFORE_FIELDS.get(k)) == getattr(replace(cfg, seed=seed), k)
-                    for k in RESUME_MUST_MATCH))
-    if not same:
+    if settings_differ(ckpt, replace(world_cfg, seed=seed), model_cfg, replace(cfg, seed=seed), every_key=True):
         return None
     return "done" if ckpt.get("metrics") and os.path.exists(os.path.join(out, "train_metrics.json")) else "partial"
-
-
-def strip_flags(argv, names):
-    """argv without the given flags (and their values)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        flag = a.split("=")[0]
-        if flag in names:
-            skip = "=" not in a and flag not in ("--all", "--resume")
-            continue
-        out.append(a)
-    return out
 
 
 if __name__ == "__main__":

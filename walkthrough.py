@@ -36,8 +36,8 @@ if not os.path.exists(PATH):
     from train import TrainConfig, train
     PATH = os.path.join("out", "walkthrough", "model.pt")
     if not os.path.exists(PATH):
-        print("no checkpoint: training the main model (train.py's default recipe)")
-        train(WorldConfig(), GPTConfig(), TrainConfig(out=os.path.dirname(PATH)), quiet=True)
+        print("no checkpoint: training a small main model (600 steps)")
+        train(WorldConfig(), GPTConfig(), TrainConfig(max_steps=600, out=os.path.dirname(PATH)), quiet=True)
 model, ckpt = load_checkpoint(PATH)
 world = world_from_dict(ckpt["world_config"])
 test = [c.line1 for c in world.split("test")[:N]]

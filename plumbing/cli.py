@@ -3,9 +3,12 @@ from config dataclasses, the thread count, and how a failure ends — one line o
 code (2: a bad flag or input, 1: a run that could not go on, 130: interrupted), never a traceback.
 """
 import argparse
+from contextlib import contextmanager
 from dataclasses import fields
 import os
+import signal
 import sys
+from types import SimpleNamespace
 
 import torch
 
@@ -49,6 +52,35 @@ def flags(**settings):
         flag = "--" + k.replace("_", "-")
         out += ([flag] if v else ["--no-" + flag[2:]]) if isinstance(v, bool) else [flag, str(v)]
     return out
+
+
+def strip_flags(argv, names):
+    """argv without the given flags (and their values; --all and --resume take none)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        flag = a.split("=")[0]
+        if flag in names:
+            skip = "=" not in a and flag not in ("--all", "--resume")
+            continue
+        out.append(a)
+    return out
+
+
+@contextmanager
+def stop_signals():
+    """For the block's duration, Ctrl-C and SIGTERM set `.requested` instead of stopping the process,
+    so that a loop can finish its step, save, and leave."""
+    stop = SimpleNamespace(requested=False)
+    handlers = {sig: signal.signal(sig, lambda *_: setattr(stop, "requested", True))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def pick(cls, args, **override):

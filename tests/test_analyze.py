@@ -131,3 +131,21 @@ def test_an_unfinished_main_checkpoint_is_refused_with_the_resume_command(tiny_r
     r = run("--out", str(tmp_path))
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "unfinished" in r.stderr and f"--out {tmp_path}" in r.stderr
+
+
+def test_only_runs_one_experiment_alone_with_the_numbers_it_has_inside_the_study(tiny_run, tmp_path):
+    shutil.copy(tiny_run[0], tmp_path / "model.pt")
+    r = run("--out", str(tmp_path), *SMALL, "--jobs", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    full = json.load(open(tmp_path / "report" / "results.json"))["models"]["main"]
+    # (experiments that need the intervention site are skipped on a model this small; these two never need it)
+    for name, sections in (("probes", ("probes", "readable_sites", "ending_probe")), ("patching", ("patching", "sites"))):
+        r = run("--out", str(tmp_path), *SMALL, "--only", name)
+        assert r.returncode == 0, r.stderr[-2000:]
+        alone = json.load(open(tmp_path / "report" / "only" / f"{name}.json"))
+        assert set(alone) >= set(sections) and "quality" not in alone and "sweep" not in alone
+        for s in sections:
+            assert alone[s] == full[s], s
+            assert s in r.stdout  # printed as a table
+    r = run("--out", str(tmp_path), "--only", "nonsense")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--only must be one of" in r.stderr

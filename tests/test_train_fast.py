@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from conftest import TINY_WORLD, TINY_MODEL, tiny_train_config
 from data import CoupletWorld, PAD
 from model import GPT, load_checkpoint
-from train import batch_indices, epoch_permutation, inputs_and_targets, shard_loss, train
+from plumbing.ddp import shard_loss
+from train import batch_indices, epoch_permutation, inputs_and_targets, train
 
 
 def tiny(**kw):
@@ -46,7 +47,7 @@ def test_training_loss_and_gradients_are_the_models_own(kw):
     model.train()
     ref = reference_loss(model, data)
     ref_g = torch.autograd.grad(ref, list(model.parameters()))
-    got = shard_loss(model, data, 0, 1)
+    got = shard_loss(model, *inputs_and_targets(data), 0, 1)
     got_g = torch.autograd.grad(got, list(model.parameters()))
     assert torch.allclose(got, ref, atol=1e-5)
     for r, g in zip(ref_g, got_g):
@@ -61,8 +62,8 @@ def test_shards_of_unequal_token_counts_add_up_to_the_whole_batch():
     x, y = inputs_and_targets(data)
     half = len(data) // 2
     assert (y[:half] != -1).sum() != (y[half:] != -1).sum()  # the case that a plain mean gets wrong
-    whole = shard_loss(model, data, 0, 1)
-    parts = [shard_loss(model, data, r, 2) for r in range(2)]
+    whole = shard_loss(model, *inputs_and_targets(data), 0, 1)
+    parts = [shard_loss(model, *inputs_and_targets(data), r, 2) for r in range(2)]
     assert torch.allclose((parts[0] + parts[1]) / 2, whole, atol=1e-6)
     g_whole = torch.autograd.grad(whole, list(model.parameters()))
     g_parts = [torch.autograd.grad(p, list(model.parameters())) for p in parts]

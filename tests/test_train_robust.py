@@ -212,13 +212,13 @@ def test_resume_with_other_training_settings_is_refused_naming_them(capsys, tmp_
 
 
 def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real, calls = train_module.shard_loss, []
+    real, calls = train_module.ddp.shard_loss, []
 
     def diverging(*args):  # the loss of the 8th step is nan
         calls.append(1)
         loss = real(*args)
         return loss * float("nan") if len(calls) >= 8 else loss
-    monkeypatch.setattr(train_module, "shard_loss", diverging)
+    monkeypatch.setattr(train_module.ddp, "shard_loss", diverging)
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainError, match="the loss became nan at step 8") as e:
         train(TINY_WORLD, TINY_MODEL, tiny_train_config(tmp_path, max_steps=30, ckpt_every=5), quiet=True)
