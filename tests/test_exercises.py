@@ -83,3 +83,17 @@ def test_feature_edge_to_logit_matches_the_graphs_edge(ex, tiny_run):
                                        ctx.acts.clone(), layer, pos, feature, int(g.logit_ids[0]), g.target_pos)
     want = g.adjacency[ls.start, k].item()
     assert abs(want) > 1e-6 and got == pytest.approx(want, abs=1e-8)
+
+
+def test_the_checker_fails_every_unfilled_stub():
+    """The one command a student runs, on the stubs as shipped: every exercise's check fails."""
+    import subprocess
+    import sys
+    if os.environ.get("EXERCISES"):
+        pytest.skip("checking a student's file")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not checker"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**os.environ, "EXERCISES": os.path.join(ROOT, "exercises", "stubs.py"),
+                            "OMP_NUM_THREADS": "1"})
+    n = sum(name.startswith("test_") and name != "test_the_checker_fails_every_unfilled_stub" for name in globals())
+    assert r.returncode != 0 and f"{n} failed" in r.stdout, r.stdout[-1500:]
