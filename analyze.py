@@ -32,7 +32,8 @@ from lexicon import NOUNS, MEANINGS, FAMILIES
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
 from interp.stats import over_seeds
-from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS, featured_graph, EXPERIMENTS
+from interp.headline import headline, HEADLINE, SITE_KEYS
+from interp.study import StudyConfig, study, featured_graph, EXPERIMENTS
 from interp.transcoder import load_clt, model_fingerprint
 from page.render import render, prompt_page
 from page.markdown import markdown

@@ -26,7 +26,7 @@ The experiments, in the study's order (EXPERIMENTS):
   9. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
  10. transcoder     (optional) a cross-layer transcoder judged at the ending token, with an
                     untrained transcoder's graph scores as the floor; planned-word and -length features
-`headline(result)` flattens the numbers the README and the worlds table quote.
+The headline numbers of a result are interp/headline.py's.
 """
 from collections import Counter
 from dataclasses import dataclass, asdict
@@ -408,83 +408,3 @@ def featured_graph(model, clt, world, line1, line2):
     return {"couplet": " ".join(line1) + " / " + " ".join(line2), "kept_features": len(kept),
             "replacement": graph_scores(graph)[0], **summary,
             "graph": kept_graph(graph, node_mask, edge_mask, node_inf, words, targets, labels)}
-
-
-# ---- the headline ------------------------------------------------------------------------------------
-# Each key has one meaning in every model and seed: a rate is over the edits that exist, its n beside it
-# (`<key>_n`), and where a site differs between seeds the site is a key of its own, never averaged.
-HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue",
-            "total_effect_nl", "direct_effect_nl", "mediated_effect_nl",
-            "shape_opener_rate", "shape_control_rate", "shape_article_rate",
-            "green_valid_rate", "green_random_rate", "green_control_rate", "green_forced_rate",
-            "habit_valid_rate", "habit_random_rate", "habit_forced_rate",
-            "add_only_other_rhyme_rate", "add_only_other_rhyme_random_rate",
-            "add_only_two_facts_rate", "add_only_two_facts_random_rate",
-            "add_only_other_meaning_rate", "add_only_other_meaning_random_rate", "suppression_runner_up_rate",
-            "sweep_rhyme_site_rate", "sweep_rhyme_best_other_rate", "sweep_meaning_site_rate",
-            "sweep_meaning_best_other_rate",
-            "ending_probe_nl", "ending_probe_nl_random_init", "cell_favourite_rate", "planned_word_features_rate",
-            "planned_length_features_rate", "planned_length_features_control_rate")
-SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
-
-
-def headline(r):
-    """The flat numbers of one model and seed (None where an experiment did not run), with each one's
-    n and 95% interval (`n`, `ci`: a per-seed number near a bar reads as the coin toss it is) and the
-    sites as their own keys."""
-    h, n, ci = {}, {}, {}
-
-    def put(key, rec, field="rate"):
-        if rec is not None:
-            h[key], n[key], ci[key] = rec[field], rec.get("n"), rec.get("ci")
-
-    put("nl_ld_rhyme", r["patching"]["rhyme"]["column"].get("nl"), "value")
-    put("nl_ld_cue", r["patching"]["cue"]["column"].get("nl"), "value")
-    h["valid"], n["valid"], ci["valid"] = r["quality"]["valid"], r["quality"]["n"], r["quality"].get("valid_ci")
-    if "effects" in r:  # the line break's whole column, rhyme-swap pairs: free vs line 2 teacher-forced
-        e = r["effects"]["rhyme"]
-        put("total_effect_nl", e["total"])
-        put("direct_effect_nl", e["direct"])
-        h["mediated_effect_nl"], n["mediated_effect_nl"] = e["mediated"], e["total"]["n"]
-    sh = r.get("shape", {})
-    if sh.get("site"):
-        put("shape_opener_rate", sh["site"]["opener"])
-        put("shape_article_rate", sh["site"]["article"])
-        put("shape_control_rate", (sh.get("control") or {}).get("opener"))
-        h["shape_layer"] = sh["layers"][sh["layer"]]
-    if "green" in sh:
-        g, hb = sh["green"], sh["habit"]
-        put("green_valid_rate", g["inject"])
-        put("green_random_rate", g["random"])
-        put("green_control_rate", g["control_position"])
-        put("green_forced_rate", g["opener_forced"])
-        put("habit_valid_rate", hb["suppress"])
-        put("habit_random_rate", hb["random"])
-        put("habit_forced_rate", hb["opener_forced"])
-        h["green_site"], h["habit_site"] = f"{g['hook']} nl x{g['scale']:g}", f"{hb['hook']} nl x{hb['scale']:g}"
-    if "injection" in r:
-        for kind in iv.KINDS:
-            inj = r["injection"][kind]
-            row = inj["add_only"][str(inj["scale"])]
-            put(f"add_only_{kind}_rate", row["inject"])
-            put(f"add_only_{kind}_random_rate", row["random"])
-        put("suppression_runner_up_rate", r["suppression"]["opener_forced"]["runner_up_rate"])
-        for fact in ("rhyme", "meaning"):
-            sw = r["sweep"][f"other_{fact}"]
-            put(f"sweep_{fact}_site_rate", sw["site_rate"])
-            put(f"sweep_{fact}_best_other_rate", sw["best_other"])
-        site = r["sites"]["intervention"]
-        h["intervention_site"] = f"L{site['layer']} {site['role']} ({site['chosen_as']})"
-    if "ending_probe" in r:
-        ep = r["ending_probe"]
-        h["ending_probe_nl"], h["ending_probe_nl_random_init"] = ep["probe"][-1], ep["random_init"][-1]
-        put("cell_favourite_rate", ep["cell_favourite"])
-    pwf = r.get("clt", {}).get("planned_word_features")
-    if pwf:
-        put("planned_word_features_rate", pwf["any_layer"])
-    plf = r.get("clt", {}).get("planned_length_features")
-    if plf:
-        put("planned_length_features_rate", plf["nl"])
-        put("planned_length_features_control_rate", plf[shape.CONTROL_ROLE])
-    return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None},
-            "ci": {k: v for k, v in ci.items() if v is not None}}

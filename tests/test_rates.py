@@ -9,7 +9,7 @@ from interp.directions import contrastive
 from interp.prompts import prompt_sets, search_prompts
 from interp.study import StudyConfig
 from analyze import aggregate
-from interp.study import HEADLINE, SITE_KEYS
+from interp.headline import HEADLINE, SITE_KEYS
 
 
 def test_suppression_counts_no_zero_edit(tiny_run, monkeypatch):

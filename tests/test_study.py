@@ -12,7 +12,8 @@ from interp.edits import Edit, ending_logits, resid_hooks, write_line2, activati
 from interp import interventions as iv
 from interp.prompts import prompt_sets
 from interp.stats import ratio_of_sums, wilson
-from interp.study import StudyConfig, study, headline, HEADLINE, SITE_KEYS
+from interp.headline import headline, HEADLINE, SITE_KEYS
+from interp.study import StudyConfig, study
 
 LIST = WorldConfig(n_train=3000, n_test=200, grammar="list")
 
