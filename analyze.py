@@ -17,13 +17,11 @@ beside this one's (docs/recipe-change.md is one).
 `python analyze.py --prompt "she saw a goat and went to find a cake"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
-from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 from data import world_from_dict
@@ -41,7 +39,7 @@ from page.terminal import table
 from page.compare import comparison
 from plumbing import cli
 from plumbing.files import write_json, write_text, WriteError, remove_stale_temps
-from plumbing.processes import run_commands
+from plumbing.processes import results_of, ChildFailed
 from plumbing.progress import stage
 import worlds
 
@@ -111,22 +109,10 @@ def study_one(name, seed, path, scfg):
 def in_children(work, procs, threads):
     """study_one for every (name, seed, path, study config), `procs` child processes at a time (each
     `python analyze.py --study-one ...` on its share of the cores); their results, in order."""
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [os.path.join(tmp, f"{i}.json") for i in range(len(work))]
-        jobs = [(f"{name} seed {seed}", [sys.executable, os.path.abspath(__file__), "--study-one", name, str(seed), path,
-                                         "--result", f, "--threads", str(threads), *cli.flags(**asdict(scfg))])
-                for (name, seed, path, scfg), f in zip(work, files)]
-        with closing(run_commands(jobs, procs, capture=False)) as finished:
-            for done in finished:
-                if done.returncode == 130:
-                    raise KeyboardInterrupt
-                if done.returncode != 0:
-                    raise StudyError(f"the study of {done.label} failed (its error is above)")
-        return [json.load(open(f)) for f in files]
-
-
-class StudyError(Exception):
-    """A child's study failed; it has printed its own one-line error."""
+    return results_of([(f"the study of {name} seed {seed}",
+                        [sys.executable, os.path.abspath(__file__), "--study-one", name, str(seed), path,
+                         "--threads", str(threads), *cli.flags(**asdict(scfg))])
+                       for name, seed, path, scfg in work], procs, capture=False)
 
 
 def run(cfg, scfg, jobs=1, threads=None):
@@ -305,7 +291,7 @@ def main(argv=None):
                 h = m["headline"]
                 print(f"{name}: " + ", ".join(f"{k} {h[k]:.3f}" for k in HEADLINE if isinstance(h.get(k), float)))
             print(f"report: {os.path.join(cfg.report_dir(), 'index.html')} ({results['seconds']:.0f} s)")
-    return cli.run_main("analyze.py", body, known_errors=(CheckpointError, WriteError, StudyError))
+    return cli.run_main("analyze.py", body, known_errors=(CheckpointError, WriteError, ChildFailed))
 
 
 if __name__ == "__main__":

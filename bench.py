@@ -17,7 +17,6 @@
   recipe_search        with --search: every recipe of RECIPES on one seed, written to out/recipe_search.json
 """
 from dataclasses import asdict, replace
-from contextlib import closing
 import argparse
 import json
 import math
@@ -37,7 +36,7 @@ from data import CoupletWorld, WorldConfig, PAD
 from model import GPT, GPTConfig
 from plumbing import cli
 from plumbing.files import write_json, write_text
-from plumbing.processes import run_commands
+from plumbing.processes import results_of, ChildFailed
 import train as T
 
 
@@ -220,16 +219,9 @@ def time_to_quality(recipe, seed, world_cfg=WorldConfig(), model_cfg=GPTConfig()
 def run_time_to_quality(jobs, processes, quick=False):
     """time_to_quality for each (recipe, seed), `processes` children at a time (`python bench.py
     --quality-run ...`, one thread each); their results, in order."""
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [os.path.join(tmp, f"{i}.json") for i in range(len(jobs))]
-        argv = [[sys.executable, os.path.abspath(__file__), "--quality-run", r, str(s), "--result", f, "--threads", "1",
-                 *(["--quick"] if quick else [])] for (r, s), f in zip(jobs, files)]
-        with closing(run_commands([(f"{r} seed {s}", a) for (r, s), a in zip(jobs, argv)], processes)) as finished:
-            for done in finished:
-                if done.returncode != 0:
-                    raise RuntimeError(f"{done.label}: {done.last_line()}")
-                print(f"{done.label}: done ({done.seconds:.0f} s)", flush=True)
-        return [json.load(open(f)) for f in files]
+    return results_of([(f"{r} seed {s}", [sys.executable, os.path.abspath(__file__), "--quality-run", r, str(s),
+                                          "--threads", "1", *(["--quick"] if quick else [])]) for r, s in jobs],
+                      processes, on_done=lambda d: print(f"{d.label}: done ({d.seconds:.0f} s)", flush=True))
 
 
 QUICK = dict(world_cfg=WorldConfig(n_train=2000, n_test=20), model_cfg=GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64),
@@ -286,7 +278,7 @@ def main(argv=None):
         world, model = WorldConfig(), GPTConfig()
         kw = {}
         if args.quick:
-            world, model = WorldConfig(n_train=2000, n_test=20), GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64)
+            world, model = QUICK["world_cfg"], QUICK["model_cfg"]
             kw = dict(repeats=2, steps=2)
         r = {"threads": torch.get_num_threads(), "device": "cpu", **measure_training(world, model, **kw),
              "by_threads": {}}
@@ -305,7 +297,7 @@ def main(argv=None):
         print("tokens/s by threads   " + ", ".join(f"{n}: {v:.0f}" for n, v in r["by_threads"].items()))
         if "seconds" in r:
             print(f"seconds               train {r['seconds']['train']}, analyze {r['seconds']['analyze']}")
-    return cli.run_main("bench.py", body)
+    return cli.run_main("bench.py", body, known_errors=(ChildFailed,))
 
 
 def curve_text(curve):

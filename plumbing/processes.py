@@ -4,7 +4,10 @@
 Children are whole commands (`python train.py --variant ... --threads 1`), not pickled functions, so a
 child is exactly what a user could run by hand, and each is stopped the way a user would stop it.
 """
+from contextlib import closing
 from dataclasses import dataclass
+import json
+import os
 import signal
 import subprocess
 import tempfile
@@ -52,3 +55,30 @@ def run_commands(jobs, parallel, capture=True):
             proc.wait()
             log.close()
 
+
+
+class ChildFailed(Exception):
+    """A child of results_of failed; the message names it (and its last line when captured)."""
+
+
+def results_of(jobs, parallel, capture=True, on_done=None):
+    """Run [(label, argv)] like run_commands, each child given `--result FILE` to write its JSON result to;
+    return the results in the jobs' order. A child interrupted (exit 130) stops the rest as Ctrl-C would;
+    a failed one stops the rest with ChildFailed. on_done(Finished) is called as each child ends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [os.path.join(tmp, f"{i}.json") for i in range(len(jobs))]
+        with closing(run_commands([(label, [*argv, "--result", f]) for (label, argv), f in zip(jobs, files)],
+                                  parallel, capture)) as finished:
+            for done in finished:
+                if done.returncode == 130:
+                    raise KeyboardInterrupt
+                if done.returncode != 0:
+                    raise ChildFailed(f"{done.label} failed: {done.last_line()}" if capture else
+                                      f"{done.label} failed (its error is above)")
+                if on_done is not None:
+                    on_done(done)
+        results = []
+        for f in files:
+            with open(f) as fh:
+                results.append(json.load(fh))
+        return results

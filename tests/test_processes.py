@@ -33,3 +33,12 @@ def test_stopping_early_sends_sigint_to_running_children_and_waits(tmp_path):
                 if done.returncode:
                     raise RuntimeError(done.label)
     assert saved.read_text() == "yes" and time.time() - t0 < 30  # the slow child saved and was not waited out
+
+
+def test_results_of_reads_each_childs_result_in_order_and_names_a_failure():
+    from plumbing.processes import ChildFailed, results_of
+    write = "import json, sys; json.dump({}, open(sys.argv[sys.argv.index('--result') + 1], 'w'))"
+    jobs = [(f"j{i}", py(write.format(f"{{'i': {i}}}"))) for i in range(3)]
+    assert results_of(jobs, 2) == [{"i": 0}, {"i": 1}, {"i": 2}]
+    with pytest.raises(ChildFailed, match="bad failed: no luck"):
+        results_of([("bad", py("print('no luck'); raise SystemExit(1)"))], 1)
