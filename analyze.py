@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+from plumbing import numerics  # first: pins the CPU code paths before torch loads
 from data import world_from_dict
 from couplet_rules import parse_line1, check_couplet
 from lexicon import NOUNS, MEANINGS, FAMILIES
@@ -94,15 +95,27 @@ def aggregate(per_seed):
     return out
 
 
+def load(path):
+    """load_checkpoint, saying when the checkpoint was computed under other CPU settings than this analysis
+    runs under (its numbers are then its own: another machine's bits, not docs/results.md's)."""
+    model, ckpt = load_checkpoint(path)
+    moved = numerics.differences(ckpt.get("numerics"))
+    if moved:
+        stage(f"note: {path} was trained under other CPU settings ({numerics.describe(moved)}); its numbers "
+              f"will not equal a pinned run's (plumbing/numerics.py)")
+    return model, ckpt
+
+
 def study_one(name, seed, path, scfg):
     """One (model, seed): load, study, and keep what the report needs of its checkpoint."""
-    model, ckpt = load_checkpoint(path)
+    model, ckpt = load(path)
     world = world_from_dict(ckpt["world_config"])
     stage(f"study {name} seed {seed}")
     r = study(model, world, scfg, progress=lambda s: stage(f"  {name} seed {seed}: {s}"),
               clt_path=os.path.join(os.path.dirname(path), "clt.pt"))
     r["world_config"], r["model_config"] = ckpt["world_config"], ckpt["model_config"]
     r["train_metrics"] = {k: ckpt["metrics"].get(k) for k in ("steps", "train_seconds", "final_loss")}
+    r["numerics"] = {"trained": ckpt.get("numerics") or None, "analyzed": numerics.state()}
     return r
 
 
@@ -184,7 +197,7 @@ def only_one(cfg, scfg, experiment, variant, seed):
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint; train it with `python train.py --variant {variant} "
                               f"--seed {seed} --out {os.path.dirname(path)}`")
-    model, ckpt = load_checkpoint(path)
+    model, ckpt = load(path)
     world = world_from_dict(ckpt["world_config"])
     r = study(model, world, replace(scfg, clt=True), progress=lambda s: stage(f"{variant} seed {seed}: {s}"),
               clt_path=os.path.join(os.path.dirname(path), "clt.pt"), only=experiment)
@@ -206,7 +219,7 @@ def list_words():
 
 def your_prompt(cfg, text):
     """Print the model's line 2, its candidates and summary graph; write the prompt's page."""
-    model, ckpt = load_checkpoint(worlds.checkpoint_path(cfg.out, "main"))
+    model, ckpt = load(worlds.checkpoint_path(cfg.out, "main"))
     world = world_from_dict(ckpt["world_config"])
     line1 = text.lower().replace(",", " ").split()
     unknown = [w for w in line1 if w not in world.stoi]

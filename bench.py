@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 
+from plumbing import numerics  # noqa: F401  (first: pins the CPU code paths before torch loads)
 import torch
 import torch.nn as nn
 

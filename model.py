@@ -112,7 +112,9 @@ class LayerNorm(nn.Module):
 
     def forward(self, x, hooks):
         if not hooks.wants(f"{self.name}.hook_scale", f"{self.name}.hook_normalized"):
-            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, 1e-5)  # the same numbers, one kernel
+            # the normalization is one kernel; the gain and bias are applied apart because the fused
+            # kernel's gradient for them sums per thread, so its bits would depend on the thread count
+            return F.layer_norm(x, x.shape[-1:], None, None, 1e-5) * self.weight + self.bias
         x = x - x.mean(-1, keepdim=True)
         scale = hooks(f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt())
         return hooks(f"{self.name}.hook_normalized", x / scale) * self.weight + self.bias
@@ -395,12 +397,13 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message is one line naming the file and the fix."""
 
 
-def checkpoint_payload(model, world_config, vocab, metrics=None, train_state=None):
-    """What a checkpoint file holds (written by plumbing.files.save_torch, read by load_checkpoint)."""
+def checkpoint_payload(model, world_config, vocab, metrics=None, train_state=None, numerics=None):
+    """What a checkpoint file holds (written by plumbing.files.save_torch, read by load_checkpoint).
+    numerics: the CPU code paths it was computed under (plumbing/numerics.state())."""
     return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "model_config": asdict(model.cfg), "world_config": dict(world_config), "vocab": list(vocab),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "metrics": metrics or {}, "train_state": train_state or {}}
+            "metrics": metrics or {}, "train_state": train_state or {}, "numerics": numerics or {}}
 
 
 def load_checkpoint(path, vocab=None):

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 
+from plumbing import numerics  # first: pins the CPU code paths before torch loads
 import torch
 
 from data import CoupletWorld, WorldConfig, PAD
@@ -233,6 +234,10 @@ class Run:
             names = ", ".join(f"--{k.replace('_', '-')} ({there} there, {now} now)" for k, there, now in differ)
             raise TrainError(f"{self.path} was trained with other settings: {names}; resume with the same flags "
                              f"or drop --resume")
+        moved = numerics.differences(ckpt.get("numerics"))
+        if moved:  # the rest of the run would compute other bits than its start did
+            raise TrainError(f"{self.path} was trained under other CPU settings ({numerics.describe(moved)}); "
+                             f"resume under those (plumbing/numerics.py) or drop --resume")
         try:
             self.model.load_state_dict(old.state_dict())
             peaks = [g["peak_lr"] for g in self.opt.param_groups]
@@ -254,13 +259,15 @@ class Run:
         state = {"step": self.step, "optimizer": self.opt.state_dict(), "history": self.history,
                  "losses": self.losses, "elapsed": self.elapsed, "train_config": asdict(self.cfg)}
         try:
-            save_torch(self.path, checkpoint_payload(self.model, asdict(self.world_cfg), self.world.itos, metrics, state))
+            save_torch(self.path, checkpoint_payload(self.model, asdict(self.world_cfg), self.world.itos, metrics, state,
+                                                     numerics.state()))
         except WriteError as e:
             raise WriteError(f"{e} at step {self.step}; the previous checkpoint is untouched: free some space, then "
                              f"continue with {resume_command(self.cfg.out)}") from None
         if self.cfg.snapshot_every and self.step % self.cfg.snapshot_every == 0 and metrics is None:
             save_torch(os.path.join(self.cfg.out, "snapshots", f"step{self.step:06d}.pt"),
-                       checkpoint_payload(self.model, asdict(self.world_cfg), self.world.itos, {"step": self.step}))
+                       checkpoint_payload(self.model, asdict(self.world_cfg), self.world.itos, {"step": self.step},
+                                          numerics=numerics.state()))
 
     def fit(self, on_step, quiet):
         """The training loop: one step per batch until max_steps, or until asked to stop (Ctrl-C, SIGTERM,
@@ -318,7 +325,8 @@ class Run:
                    "eval_seconds": round(time.time() - t_eval, 1), "steps": self.step,
                    "params": sum(p.numel() for p in self.model.parameters()),
                    "first_loss": self.losses[0][1], "final_loss": self.losses[-1][1], "history": self.history,
-                   "device": self.device, "threads": torch.get_num_threads(), "processes": self.world_size}
+                   "device": self.device, "threads": torch.get_num_threads(), "processes": self.world_size,
+                   "numerics": numerics.state()}
         self.checkpoint(metrics)
         write_json(os.path.join(self.cfg.out, "train_metrics.json"), metrics)
         return metrics
@@ -431,7 +439,8 @@ def trained(out, args, name, seed):
     except Exception:
         return None
     world_cfg, model_cfg, cfg = configs(args, name)
-    if settings_differ(ckpt, replace(world_cfg, seed=seed), model_cfg, replace(cfg, seed=seed), every_key=True):
+    if settings_differ(ckpt, replace(world_cfg, seed=seed), model_cfg, replace(cfg, seed=seed), every_key=True) \
+            or numerics.differences(ckpt.get("numerics")):
         return None
     return "done" if ckpt.get("metrics") and os.path.exists(os.path.join(out, "train_metrics.json")) else "partial"
 

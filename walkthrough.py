@@ -10,6 +10,7 @@
 # %%
 import os
 
+from plumbing import numerics  # noqa: F401  (first: pins the CPU code paths before torch loads)
 import torch
 
 from couplet_rules import check_couplet, parse_line1, role_position

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from plumbing import numerics  # noqa: F401  (first: pins the CPU code paths before torch loads)
 from data import world_from_dict, WorldConfig
 from model import load_checkpoint, GPTConfig
 from interp.patching import through_training, every_column, CARRIES

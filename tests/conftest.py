@@ -2,10 +2,11 @@
 import os
 import sys
 
-import pytest
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from plumbing import numerics  # noqa: E402,F401  (first: pins the CPU code paths before torch loads)
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from data import WorldConfig  # noqa: E402
 from model import GPTConfig  # noqa: E402
