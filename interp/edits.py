@@ -124,6 +124,30 @@ def activations(model, world, line1s, prefixes, hooks, batch=512):
     return out
 
 
+def changes_nothing(edit, clean):
+    """An edit that leaves the activation as it was: a "set" to the value it already has, or adding zero."""
+    if edit.op == "add":
+        return not bool(edit.value.any())
+    return torch.equal(edit.value.to(clean.dtype), clean)
+
+
+@torch.no_grad()
+def noop_fraction(model, world, line1s, edits, prefixes=None):
+    """The share of prompts (with edits) whose every edit changes nothing, compared with the clean run's
+    activations: a patch from a donor whose residual there is the same (a position before the word that
+    differs, the same token's embedding), or a zero vector. A control made of such edits cannot fail,
+    so every control reports this beside its rate. None when no prompt has an edit."""
+    rows = [i for i, e in enumerate(edits) if e]
+    if not rows:
+        return None
+    hooks = sorted({e.hook for i in rows for e in edits[i] if e.op == "set"})
+    prefixes = prefixes or [[] for _ in line1s]
+    clean = activations(model, world, [line1s[i] for i in rows], [prefixes[i] for i in rows], hooks) if hooks else {}
+    noop = [all(changes_nothing(e, clean[e.hook][r][e.pos] if e.op == "set" else None) for e in edits[i])
+            for r, i in enumerate(rows)]
+    return sum(noop) / len(noop)
+
+
 def resid_hooks(cfg):
     """'Layer l' of a patching map = the residual stream entering block l; the last one is the
     final residual (after every block)."""

@@ -8,8 +8,9 @@ from interp import shape
 
 
 HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue",
-            "total_effect_nl", "direct_effect_nl", "mediated_effect_nl",
-            "shape_opener_rate", "shape_control_rate", "shape_article_rate",
+            "total_valid_change_nl", "direct_valid_change_nl", "mediated_valid_change_nl", "total_any_change_nl",
+            "shape_donor_valid_rate", "shape_donor_valid_control_rate", "shape_positive_control_rate",
+            "shape_opener_rate", "shape_article_rate", "shape_next_token_rate",
             "green_valid_rate", "green_random_rate", "green_control_rate", "green_forced_rate",
             "habit_valid_rate", "habit_random_rate", "habit_forced_rate",
             "add_only_other_rhyme_rate", "add_only_other_rhyme_random_rate",
@@ -18,7 +19,14 @@ HEADLINE = ("valid", "nl_ld_rhyme", "nl_ld_cue",
             "sweep_rhyme_site_rate", "sweep_rhyme_best_other_rate", "sweep_meaning_site_rate",
             "sweep_meaning_best_other_rate",
             "ending_probe_nl", "ending_probe_nl_random_init", "cell_favourite_rate", "planned_word_features_rate",
-            "planned_length_features_rate", "planned_length_features_control_rate")
+            "length_features_rate", "length_features_random_rate", "length_features_control_rate",
+            "length_features_first_word_kept_rate",
+            "composition_valid_seen_rate", "composition_valid_holdout_rate")
+# the controls among them: each carries the share of its edits that change nothing (`noop`); one made mostly
+# of such edits could not have come out otherwise, and the page does not show it as a control
+CONTROLS = ("shape_donor_valid_control_rate", "green_random_rate", "green_control_rate", "habit_random_rate",
+            "add_only_other_rhyme_random_rate", "add_only_other_meaning_random_rate", "add_only_two_facts_random_rate",
+            "length_features_random_rate", "length_features_control_rate")
 SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
 
 
@@ -26,25 +34,33 @@ def headline(r):
     """The flat numbers of one model and seed (None where an experiment did not run), with each one's
     n and 95% interval (`n`, `ci`: a per-seed number near a bar reads as the coin toss it is) and the
     sites as their own keys."""
-    h, n, ci = {}, {}, {}
+    h, n, ci, noop = {}, {}, {}, {}
 
     def put(key, rec, field="rate"):
         if rec is not None:
             h[key], n[key], ci[key] = rec[field], rec.get("n"), rec.get("ci")
+            if "noop_fraction" in rec:
+                noop[key] = rec["noop_fraction"]
 
     put("nl_ld_rhyme", r["patching"]["rhyme"]["column"].get("nl"), "value")
     put("nl_ld_cue", r["patching"]["cue"]["column"].get("nl"), "value")
     h["valid"], n["valid"], ci["valid"] = r["quality"]["valid"], r["quality"]["n"], r["quality"].get("valid_ci")
     if "effects" in r:  # the line break's whole column, rhyme-swap pairs: free vs line 2 teacher-forced
         e = r["effects"]["rhyme"]
-        put("total_effect_nl", e["total"])
-        put("direct_effect_nl", e["direct"])
-        h["mediated_effect_nl"], n["mediated_effect_nl"] = e["mediated"], e["total"]["n"]
+        put("total_valid_change_nl", e["total"])
+        put("direct_valid_change_nl", e["direct"])
+        put("mediated_valid_change_nl", e["mediated"], "value")
+        put("total_any_change_nl", e["total_any"])
     sh = r.get("shape", {})
+    if "positive_control" in sh:
+        put("shape_positive_control_rate", sh["positive_control"]["donor_valid"])
+        put("shape_next_token_rate", sh["next_token"]["donor_valid"])
     if sh.get("site"):
+        put("shape_donor_valid_rate", sh["site"]["donor_valid"])
         put("shape_opener_rate", sh["site"]["opener"])
         put("shape_article_rate", sh["site"]["article"])
-        put("shape_control_rate", (sh.get("control") or {}).get("opener"))
+        put("shape_donor_valid_control_rate", {**sh["control"]["other_valid"],
+                                               "noop_fraction": sh["control"]["noop_fraction"]})
         h["shape_layer"] = sh["layers"][sh["layer"]]
     if "green" in sh:
         g, hb = sh["green"], sh["habit"]
@@ -76,9 +92,14 @@ def headline(r):
     pwf = r.get("clt", {}).get("planned_word_features")
     if pwf:
         put("planned_word_features_rate", pwf["any_layer"])
-    plf = r.get("clt", {}).get("planned_length_features")
-    if plf:
-        put("planned_length_features_rate", plf["nl"])
-        put("planned_length_features_control_rate", plf[shape.CONTROL_ROLE])
+    lf = r.get("clt", {}).get("length_features")
+    if lf:
+        put("length_features_rate", lf["nl"])
+        put("length_features_random_rate", lf["random"])
+        put("length_features_control_rate", lf[shape.CONTROL_ROLE])
+        put("length_features_first_word_kept_rate", lf["first_word_kept"])
+    c = r.get("composition") or {}
+    put("composition_valid_seen_rate", c.get("valid_seen"))
+    put("composition_valid_holdout_rate", c.get("valid_holdout"))
     return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None},
-            "ci": {k: v for k, v in ci.items() if v is not None}}
+            "ci": {k: v for k, v in ci.items() if v is not None}, "noop": noop}

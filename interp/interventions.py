@@ -20,7 +20,7 @@ import random
 from couplet_rules import parse_line1, role_position
 from lexicon import NOUNS, valid_endings
 from interp.directions import random_like
-from interp.edits import Edit, ending, ending_logits, write_line2, activations
+from interp.edits import Edit, ending, ending_logits, noop_fraction, write_line2, activations
 from interp.stats import rate
 
 SCALES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -78,7 +78,8 @@ def hit_rate(model, world, line1s, edits, targets, forced=None):
     rows = [i for i, (e, t) in enumerate(zip(edits, targets)) if e is not None and t is not None]
     written = write_line2(model, world, [line1s[i] for i in rows], [edits[i] for i in rows],
                           [forced[i] for i in rows] if forced else None)
-    return rate([ending(w) == targets[i] for w, i in zip(written, rows)])
+    return {**rate([ending(w) == targets[i] for w, i in zip(written, rows)]),
+            "noop_fraction": noop_fraction(model, world, [line1s[i] for i in rows], [edits[i] for i in rows])}
 
 
 def add_only(model, world, site, line1s, targets, dirs, scales=SCALES, seed=0):
@@ -246,5 +247,6 @@ def resample(model, world, line1s, clean_l2s, roles, seed=0):
             valid = valid_endings(NOUNS[p.cue].meaning, p.rhyme, exclude)
             kinds.append("kept" if ending(w) == ending(clean_l2s[i]) else "other_valid" if ending(w) in valid
                          else "invalid")
-        out[role] = {k: rate([x == k for x in kinds]) for k in ("kept", "other_valid", "invalid")}
+        out[role] = {**{k: rate([x == k for x in kinds]) for k in ("kept", "other_valid", "invalid")},
+                     "noop_fraction": noop_fraction(model, world, [line1s[i] for i in keep], edits)}
     return out

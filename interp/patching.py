@@ -132,7 +132,9 @@ def patching(model, world, pairs, clean, columns=None, single=True, free=True, s
     for key, rows in noop.items():
         num.setdefault(key, []).extend([0.0] * len(rows))
         den.setdefault(key, []).extend(run.ld_b[i] - run.ld_a[i] for i in rows)
-    effect = {key: ratio_of_sums(num[key], den[key], seed) for key in num}
+    # an exact no-op counts as 0 in its cell's effect; the share of such pairs says where a 0 is by construction
+    effect = {key: {**ratio_of_sums(num[key], den[key], seed), "noop_fraction": len(noop.get(key, ())) / len(num[key])}
+              for key in num}
     out = {"n_pairs": n, "n_dropped": run.n_dropped, "roles": present,
            "mean_ld_gap": sum(b - a for a, b in zip(run.ld_a, run.ld_b)) / max(1, n),
            "column": {r: effect.get(("column", r)) for r in present},
@@ -140,6 +142,8 @@ def patching(model, world, pairs, clean, columns=None, single=True, free=True, s
     if single:
         out["layers"] = [f"L{l}" for l in range(L + 1)]
         out["single"] = [[_value(effect.get((f"L{l}", r))) for r in present] for l in range(L + 1)]
+        out["single_noop"] = [[(effect.get((f"L{l}", r)) or {}).get("noop_fraction") for r in present]
+                              for l in range(L + 1)]
     if free:
         out["top1"] = top1(model, world, run, [r for r in present if r not in line2_roles_of(run)])
     return out

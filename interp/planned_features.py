@@ -21,7 +21,9 @@ come ("rabbit"), not for a rhyme family or a meaning. The causal criterion, for 
 import torch
 
 from couplet_rules import check_couplet, role_position
-from interp.edits import Edit, activations, ending, ending_logits, write_line2
+from data import opener_table
+from interp.directions import random_like
+from interp.edits import Edit, activations, ending, ending_logits, noop_fraction, write_line2
 from interp.interventions import OUTCOMES, opener, outcome
 from interp.shape import CONTROL_ROLE, cell_of, length_of, opener_length
 from interp.stats import rate
@@ -115,29 +117,62 @@ def planned_word_features(model, clt, world, line1s, line2s, runners, role="nl")
     return out
 
 
+def first_words_of_several_lengths(world):
+    """The openers' first words that start openers of more than one length in this world ("and": "and
+    then", "and later", "and then at last"): where the first word alone does not fix the length."""
+    firsts = {}
+    for n, openers in opener_table(world.config).items():
+        for o in openers:
+            firsts.setdefault(o.split()[0], set()).add(n)
+    return {w for w, ns in firsts.items() if len(ns) > 1}
+
+
 @torch.no_grad()
-def planned_length_features(model, clt, world, line1s, line2s, role="nl"):
-    """The shape plan's features (worlds with a meter): transcoder features at `role` whose ablation
-    alone, line 2 written freely, changes the opener's length *and* yields a valid couplet ending in
-    another word of the cell (the one that fits the new length). Eligible prompts: a valid clean
-    couplet whose cell has a word of another length. The rate of prompts with at least one such
-    feature (any layer), beside the same criterion at line 1's verb (the control position)."""
+def length_features(model, clt, world, line1s, line2s, role="nl", seed=0):
+    """Opener-length features (worlds with a meter): transcoder features at `role` whose ablation alone,
+    line 2 written freely, changes the opener's length *and* yields a valid couplet ending in another
+    word of the cell (the one that fits the new length). Eligible prompts: a valid clean couplet whose
+    cell has a word of another length. Beside the rate (any layer, any of the TOP_K candidates):
+      random          the same search with each ablation's vectors replaced by norm-matched random
+                      directions: what an edit of that size does by itself
+      control role    the same criterion at line 1's verb
+      first word kept the same ablations with line 2's clean first word teacher-forced, on the prompts
+                      whose first word starts openers of several lengths: a feature that still switches
+                      the length there acts beyond the next word (a plan, not only a next-token feature)."""
     ok = [i for i, (l1, l2) in enumerate(zip(line1s, line2s)) if l2 and ending(l2) in NOUNS
           and not check_couplet(l1, l2, world.config)
           and any(length_of(w) != length_of(ending(l2)) for w in cell_of(world, l1))]
     l1s, l2s = [line1s[i] for i in ok], [line2s[i] for i in ok]
+    several = first_words_of_several_lengths(world)
     out = {"n_eligible": len(ok), "eligible": ok, "criterion": {"top_k": TOP_K}}
-    for where in (role, CONTROL_ROLE):
+
+    def switched(i, w):
+        return (opener_length(w) != opener_length(l2s[i]) and ending(w) != ending(l2s[i])
+                and not check_couplet(l1s[i], w, world.config))
+
+    def search(where, vectors=lambda e, k: e, keep=None, forced=False):
+        """Per eligible prompt (or only those in `keep`), the (layer, feature)s whose edit switches the length."""
         pos = [role_position(l1, where, world.config) for l1 in l1s]
-        hits = [set() for _ in l1s]
+        hits, noop = [set() for _ in l1s], []
         for layer in range(clt.n_layer):
             _, rows, edits = candidates(model, clt, world, l1s, [[] for _ in l1s], pos, layer)
-            written = write_line2(model, world, [l1s[i] for i, _ in rows], edits)
+            pick = [k for k, (i, _) in enumerate(rows) if keep is None or i in keep]
+            rows, edits = [rows[k] for k in pick], [vectors(edits[k], k) for k in pick]
+            written = write_line2(model, world, [l1s[i] for i, _ in rows], edits,
+                                  [l2s[i][:1] for i, _ in rows] if forced else None)
             for (i, f), w in zip(rows, written):
-                if (opener_length(w) != opener_length(l2s[i]) and ending(w) != ending(l2s[i])
-                        and not check_couplet(l1s[i], w, world.config)):
+                if switched(i, w):
                     hits[i].add((layer, f))
-        out[where] = rate([bool(h) for h in hits])
-        if where == role:
-            out["features"] = [sorted(h) for h in hits]  # (layer, feature id) per eligible prompt
+            noop.append((len(rows), noop_fraction(model, world, [l1s[i] for i, _ in rows], edits) or 0.0))
+        prompts = range(len(l1s)) if keep is None else sorted(keep)
+        n_edits = sum(k for k, _ in noop)
+        return hits, {**rate([bool(hits[i]) for i in prompts]),
+                      "noop_fraction": sum(k * f for k, f in noop) / n_edits if n_edits else None}
+
+    hits, out[role] = search(role)
+    out["features"] = [sorted(h) for h in hits]  # (layer, feature id) per eligible prompt
+    out[CONTROL_ROLE] = search(CONTROL_ROLE)[1]
+    out["random"] = search(role, lambda es, k: [Edit(e.hook, e.pos, random_like(e.value, seed + 1000 * k + j), e.op)
+                                              for j, e in enumerate(es)])[1]
+    out["first_word_kept"] = search(role, keep={i for i, l2 in enumerate(l2s) if l2[0] in several}, forced=True)[1]
     return out

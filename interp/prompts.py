@@ -80,31 +80,37 @@ def swap_pairs(world, line1s, slot, seed=0):
     rng = random.Random(f"{seed}-{slot}")
     if slot == "cue" and world.config.meaning == "majority":
         return _majority_swaps(world, line1s, rng)
-    held = set(world.holdout_pairs)
     pairs = []
     for a in line1s:
-        l1 = parse_line1(a, world.config)
-        i = len(a) - 1 if slot == "rhyme" else roles(a, config=world.config).index("cue") - 1
-        cue, rhyme = NOUNS[l1.cue], NOUNS[l1.rhyme]
-        options = []
-        for w, n in NOUNS.items():
-            if w in a or article(w) != article(a[i]):
-                continue
-            new_cue, new_rhyme = (cue, n) if slot == "rhyme" else (n, rhyme)
-            if slot == "rhyme" and n.family == rhyme.family or slot == "cue" and n.meaning == cue.meaning:
-                continue
-            if new_cue.family == new_rhyme.family or (new_cue.word, new_rhyme.family) in held:
-                continue
-            b = list(a)
-            b[i] = w
-            if world.config.meaning == "majority" and not _same_meaning(world, b, cue.meaning):
-                continue  # the new noun would tie the vote
-            exclude = b if world.config.grammar == "list" and world.config.exclude_line1 else ()
-            if valid_endings(new_cue.meaning, new_rhyme.word, exclude):
-                options.append(b)
+        options = swap_options(world, a, slot)
         if options:
             pairs.append((list(a), rng.choice(options)))
     return pairs
+
+
+def swap_options(world, a, slot):
+    """Every partner B of line 1 `a` that swap_pairs may choose for this slot (one word swapped)."""
+    held = set(world.holdout_pairs)
+    l1 = parse_line1(a, world.config)
+    i = len(a) - 1 if slot == "rhyme" else roles(a, config=world.config).index("cue") - 1
+    cue, rhyme = NOUNS[l1.cue], NOUNS[l1.rhyme]
+    options = []
+    for w, n in NOUNS.items():
+        if w in a or article(w) != article(a[i]):
+            continue
+        new_cue, new_rhyme = (cue, n) if slot == "rhyme" else (n, rhyme)
+        if slot == "rhyme" and n.family == rhyme.family or slot == "cue" and n.meaning == cue.meaning:
+            continue
+        if new_cue.family == new_rhyme.family or (new_cue.word, new_rhyme.family) in held:
+            continue
+        b = list(a)
+        b[i] = w
+        if world.config.meaning == "majority" and not _same_meaning(world, b, cue.meaning):
+            continue  # the new noun would tie the vote
+        exclude = b if world.config.grammar == "list" and world.config.exclude_line1 else ()
+        if valid_endings(new_cue.meaning, new_rhyme.word, exclude):
+            options.append(b)
+    return options
 
 
 def _majority_swaps(world, line1s, rng):

@@ -19,22 +19,35 @@ def rate(hits):
     return {"rate": k / n if n else None, "k": k, "n": n, "ci": wilson(k, n)}
 
 
+def bootstrap_ci(n, stat, seed=0, reps=1000):
+    """95% interval of stat(idx) over `reps` resamples of the n items' indices with replacement (a fixed
+    seed, so the interval is reproducible); resamples where stat is None are skipped."""
+    rng = random.Random(seed)
+    stats = sorted(v for v in (stat([rng.randrange(n) for _ in range(n)]) for _ in range(reps)) if v is not None)
+    return [stats[int(0.025 * len(stats))], stats[min(len(stats) - 1, int(0.975 * len(stats)))]]
+
+
 def ratio_of_sums(num, den, seed=0, reps=1000):
-    """sum(num) / sum(den) with a 95% bootstrap interval over items (pairs resampled with
-    replacement, a fixed seed so the interval is reproducible). None when sum(den) <= 0."""
+    """sum(num) / sum(den) with a 95% bootstrap interval over items (pairs resampled with replacement).
+    None when sum(den) <= 0."""
     n = len(num)
     if n == 0 or sum(den) <= 0:
         return {"value": None, "n": n, "ci": [None, None]}
-    rng = random.Random(seed)
-    stats = []
-    for _ in range(reps):
-        idx = [rng.randrange(n) for _ in range(n)]
+
+    def stat(idx):
         d = sum(den[i] for i in idx)
-        if d > 0:
-            stats.append(sum(num[i] for i in idx) / d)
-    stats.sort()
-    lo, hi = stats[int(0.025 * len(stats))], stats[min(len(stats) - 1, int(0.975 * len(stats)))]
-    return {"value": sum(num) / sum(den), "n": n, "ci": [lo, hi]}
+        return sum(num[i] for i in idx) / d if d > 0 else None
+    return {"value": sum(num) / sum(den), "n": n, "ci": bootstrap_ci(n, stat, seed, reps)}
+
+
+def paired_difference(a, b, seed=0, reps=1000):
+    """mean(a_i - b_i) of two lists of booleans over the same items (a paired difference of two rates),
+    with a 95% bootstrap interval over items. None when there are no items."""
+    n = len(a)
+    if n == 0:
+        return {"value": None, "n": 0, "ci": [None, None]}
+    d = [int(bool(x)) - int(bool(y)) for x, y in zip(a, b)]
+    return {"value": sum(d) / n, "n": n, "ci": bootstrap_ci(n, lambda idx: sum(d[i] for i in idx) / n, seed, reps)}
 
 
 def over_seeds(values):

@@ -50,7 +50,7 @@ from interp import shape
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
-from interp.planned_features import planned_word_features, planned_length_features
+from interp.planned_features import planned_word_features, length_features
 from interp.supernodes import feature_label, summary_graph
 from interp.transcoder import CLTConfig, get_clt, ending_fidelity, random_dictionary
 
@@ -331,21 +331,26 @@ def ending_probe(world, maps, named, l2):
 
 
 def shape_section(x):
-    """The shape plan (interp/shape.py): opener-length patching on select (the line break's layer) and
-    report pairs (every prompt position), the length probe, and green / habit at the line break."""
-    def rows(split, seed):
-        return shape.shape_pairs(x.world, [p for slot in ("rhyme", "cue") for p in x.swap_pairs(split, slot, seed)],
-                                 x.clean)
-    sel, rep = rows("select", x.cfg.seed + 1), rows("report", x.cfg.seed)
-    layer = shape.choose_layer(shape.shape_patching(x.model, x.world, sel, ["nl"]))
+    """The shape plan (interp/shape.py), judged by valid couplets at the donor's length: the line break's
+    layer chosen on select pairs among the layers that can store something (not its embedding, not its
+    final residual), the rates on report pairs beside a control that could fail (the same patch from donors
+    whose opener has A's length) and a positive control (B's opener teacher-forced); every prompt position
+    and layer as a map; the length probe; green and habit at the line break."""
+    (sel, _), (rep, same) = (shape.length_pairs(x.world, x.named[k], x.clean, x.cfg.seed + (k == "select"))
+                             for k in ("select", "report"))
+    layers = shape.searchable_layers(x.model.cfg)
+    layer = shape.choose_layer(shape.shape_patching(x.model, x.world, sel, ["nl"], layers), layers)
     grid = shape.shape_patching(x.model, x.world, rep, x.prompt_roles)
-    out = {"n_select_pairs": len(sel), "n_pairs": len(rep), "layer": layer,
-           "layers": [f"L{l}" for l in range(len(x.hooks))], "roles": x.prompt_roles,
-           "map": {r: [c["opener"]["rate"] for c in grid[r]] for r in x.prompt_roles},
-           "control_role": shape.CONTROL_ROLE}
+    out = {"n_select_pairs": len(sel), "n_pairs": len(rep), "n_control_pairs": len(same), "layer": layer,
+           "layers": [f"L{l}" for l in range(len(x.hooks))], "searchable": layers, "roles": x.prompt_roles,
+           "map": {r: [c["donor_valid"]["rate"] for c in grid[r]] for r in x.prompt_roles},
+           "map_opener": {r: [c["opener"]["rate"] for c in grid[r]] for r in x.prompt_roles},
+           "map_noop": {r: [c["noop_fraction"] for c in grid[r]] for r in x.prompt_roles},
+           "next_token": grid["nl"][-1], "embedding": grid["nl"][0],
+           "positive_control": shape.forced_opener(x.model, x.world, rep)}
     if layer is not None:
         out["site"] = grid["nl"][layer]
-        out["control"] = grid[shape.CONTROL_ROLE][layer] if shape.CONTROL_ROLE in grid else None
+        out["control"] = shape.shape_patching(x.model, x.world, same, ["nl"], [layer], "other")["nl"][0]
     out.update(shape.green_and_habit(x.model, x.world, x.named, x.l2, x.runners, x.acts, x.hooks, x.cfg.seed))
     return out
 
@@ -377,14 +382,14 @@ def clt_section(model, world, cfg, line1s, line2s, runners, path):
             ("fvu", "l0", "dead_fraction", "loss_clean", "loss_clt", "loss_recovered")},
             "ending_token": ending_fidelity(model, world, clt, l1s, l2s), "graph_scores": scores,
             "planned_word_features": planned_word_features(model, clt, world, l1s, l2s, [runners[i] for i in ok]),
-            **({"planned_length_features": length_features(model, clt, world, line1s, line2s)}
+            **({"length_features": length_feature_section(model, clt, world, line1s, line2s, cfg.seed)}
                if shape.has_meter(world) else {})}
 
 
-def length_features(model, clt, world, line1s, line2s):
-    """Planned-length features at the line break (interp/planned_features.py), with the automatic labels
+def length_feature_section(model, clt, world, line1s, line2s, seed=0):
+    """Opener-length features at the line break (interp/planned_features.py), with the automatic labels
     of the three that pass most often."""
-    out = planned_length_features(model, clt, world, line1s, line2s)
+    out = length_features(model, clt, world, line1s, line2s, seed=seed)
     counts = Counter(f for h in out.pop("features") for f in h)
     with torch.no_grad():
         out["top"] = [{"layer": l, "feature": f, "prompts": k, "label": feature_label(model, clt, world, l, f)}

@@ -30,6 +30,27 @@ def tiny_run(tmp_path_factory):
     return os.path.join(out, "model.pt"), metrics
 
 
+POET_WORLD = WorldConfig(n_train=20000, n_test=200)
+POET_MODEL = GPTConfig(n_layer=2, n_head=2, d_model=64, d_mlp=256)
+
+
+@pytest.fixture(scope="session")
+def poet(tmp_path_factory):
+    """A small model that writes valid couplets (0.96 of 200 test line 1s; 1,000 steps, about 25 s on one
+    thread), so the measures' loops run on real couplets: every shape, green, habit, effect and feature
+    test on it asserts that it counted something. Returns its checkpoint path."""
+    out = tmp_path_factory.mktemp("poet")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics = train(POET_WORLD, POET_MODEL, TrainConfig(max_steps=1000, batch_size=64, lr=5e-3, eval_every=10 ** 6,
+                                                            eval_n=200, ckpt_every=10 ** 6, out=str(out)), quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert metrics["test"]["valid"] >= 0.9, metrics["test"]["valid"]  # a fixture that cannot write tests nothing
+    return os.path.join(out, "model.pt")
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models train several times faster on one thread when the cores are shared."""

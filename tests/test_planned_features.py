@@ -57,14 +57,14 @@ def test_the_cell_level_forgives_cell_mates_only():
     assert not stands_for(drops, word, world.stoi, "cell")
 
 
-def test_planned_length_features_switch_the_opener_into_a_valid_couplet(tiny_run):
+def test_length_features_switch_the_opener_into_a_valid_couplet(tiny_run):
     """Every feature the criterion reports, ablated alone at the line break, really changes the opener's
     length and writes a valid couplet ending in another word; both positions count the same prompts."""
     from couplet_rules import check_couplet
     from data import CoupletWorld, WorldConfig
     from model import load_checkpoint
     from interp.edits import write_line2, activations
-    from interp.planned_features import planned_length_features, ablation_edits
+    from interp.planned_features import length_features, ablation_edits
     from interp.shape import opener_length
     from interp.transcoder import CLTConfig, get_clt, in_name
     model, ckpt = load_checkpoint(tiny_run[0])
@@ -72,7 +72,7 @@ def test_planned_length_features_switch_the_opener_into_a_valid_couplet(tiny_run
     clt, _ = get_clt(model, world, None, CLTConfig(steps=30, n_couplets=200))
     line1s = [c.line1 for c in world.split("test")[:40]]
     line2s = [c.line2 for c in world.split("test")[:40]]  # valid couplets, so the eligibility rule is exercised
-    out = planned_length_features(model, clt, world, line1s, line2s)
+    out = length_features(model, clt, world, line1s, line2s)
     assert out["nl"]["n"] == out["seen"]["n"] == out["n_eligible"] > 0
     assert all(not check_couplet(line1s[i], line2s[i], world.config) for i in out["eligible"])
     for i, hits in zip(out["eligible"], out["features"]):

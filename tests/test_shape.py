@@ -45,22 +45,6 @@ def test_patching_the_line_breaks_final_residual_decides_the_first_word(tiny_run
     assert same == clean
 
 
-def test_shape_rates_count_only_pairs_whose_openers_differ(tiny_run):
-    model, ckpt = load_checkpoint(tiny_run[0])
-    world = CoupletWorld(WorldConfig(**{**ckpt["world_config"]}))
-    line1s = [c.line1 for c in world.split("test")[:40]]
-    clean = Clean(model, world)
-    rows = shape.shape_pairs(world, swap_pairs(world, line1s, "rhyme") + swap_pairs(world, line1s, "cue"), clean)
-    for a, b, x, y in rows:
-        assert not check_couplet(a, x, world.config) and not check_couplet(b, y, world.config)
-        assert shape.opener_length(x) != shape.opener_length(y)
-    grid = shape.shape_patching(model, world, rows, ["nl", "seen"])
-    for cells in grid.values():
-        for c in cells:
-            assert c["opener"]["n"] == len(rows)
-            assert sum(c["classes"].values()) == len(rows)
-
-
 def test_green_targets_are_valid_cell_mates_of_another_length():
     world = CoupletWorld(CLASSIC)
     couplets = world.split("test")[:80]
