@@ -30,6 +30,7 @@ from couplet_rules import parse_line1, check_couplet
 from lexicon import NOUNS, MEANINGS, FAMILIES
 from model import load_checkpoint, CheckpointError
 from interp.edits import write_line2, ending_logits
+from interp.claims import checked
 from interp.stats import over_seeds
 from interp.headline import headline, HEADLINE, SITE_KEYS
 from interp.study import StudyConfig, study, featured_graph, EXPERIMENTS
@@ -43,6 +44,9 @@ from plumbing.files import write_json, write_text, WriteError, remove_stale_temp
 from plumbing.processes import results_of, ChildFailed
 from plumbing.progress import stage
 import worlds
+
+
+CLT_EVERY_SEED = ("main", "committed")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def aggregate(per_seed):
     for k in SITE_KEYS:
         out[k] = [h[k] for h in per_seed]
     out["n"] = {k: [h["n"].get(k) for h in per_seed] for k in HEADLINE}
+    out["k"] = {k: [h.get("k", {}).get(k) for h in per_seed] for k in HEADLINE}
     out["ci"] = {k: [h["ci"].get(k) for h in per_seed] for k in HEADLINE}
+    out["noop"] = {k: [h.get("noop", {}).get(k) for h in per_seed] for k in HEADLINE}
     return out
 
 
@@ -136,9 +142,10 @@ def run(cfg, scfg, jobs=1, threads=None):
     if len(runs) == 1:  # the quick path (the main model alone): the dictionary-size comparison is the full study's
         scfg = replace(scfg, clt_compare="")
     results = {"format": "couplet-planning-results", "study_config": scfg.__dict__, "models": {}}
-    # the transcoder on each model's first seed; its dictionary-size comparison on the main model only
-    work = [(name, seed, path, replace(scfg, clt=scfg.clt and seed == seeds[0][0],
-                                       clt_compare=scfg.clt_compare if name == "main" else ""))
+    # the transcoder on every seed of the models whose shape claims read its features, on the first seed of the
+    # others (a transcoder costs about a minute); its dictionary-size comparison on the main model's first seed only
+    work = [(name, seed, path, replace(scfg, clt=scfg.clt and (seed == seeds[0][0] or name in CLT_EVERY_SEED),
+                                       clt_compare=scfg.clt_compare if name == "main" and seed == seeds[0][0] else ""))
             for name, seeds in runs.items() for seed, path in seeds]
     procs = min(jobs, len(work))
     if procs > 1:
@@ -153,6 +160,7 @@ def run(cfg, scfg, jobs=1, threads=None):
         measured = {k: sum(h[k] is not None for h in per_seed) for k in HEADLINE}
         results["models"][name] = {"what": worlds.MODELS[name].what,
                                    "shape_prediction": worlds.MODELS[name].prediction,
+                                   "predictions": checked(worlds.MODELS[name].expect, per_seed),
                                    "headline": aggregate(per_seed),
                                    "headline_seeds_measured": measured, "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")

@@ -19,6 +19,7 @@ import sys
 from plumbing import numerics  # noqa: F401  (first: pins the CPU code paths before torch loads)
 from data import world_from_dict, WorldConfig
 from model import load_checkpoint, GPTConfig
+from interp.claims import Expect as E
 from interp.patching import through_training, every_column, CARRIES
 from interp.prompts import search_prompts
 from interp.stats import rate
@@ -37,6 +38,7 @@ class Variant:
     train: dict = field(default_factory=dict)
     what: str = ""
     prediction: str = ""
+    expect: tuple = ()   # the prediction as rules on headline keys (interp/claims.Expect), checked by the report
 
     @property
     def overrides(self):
@@ -47,12 +49,12 @@ class Variant:
         return cli.flags(**self.world, **self.model, **self.train)
 
 
-def variant(what="", prediction="", **settings):
+def variant(what="", prediction="", expect=(), **settings):
     """A Variant from flat settings, each sorted to the config that has it (the rest are training's)."""
     of = lambda cls: {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
     world, model = of(WorldConfig), of(GPTConfig)
     return Variant(world, model, {k: v for k, v in settings.items() if k not in world and k not in model}, what,
-                   prediction)
+                   prediction, tuple(expect))
 
 
 # The world search and the `linebreak` model name the recipe they were trained with (AdamW, cosine, batches
@@ -60,8 +62,25 @@ def variant(what="", prediction="", **settings):
 ADAMW = {"optimizer": "adamw", "schedule": "cosine", "batch_size": 64}
 LONG = {**ADAMW, "max_steps": 6000, "lr": 3e-3}
 
+
+# The predictions as rules (interp/claims.Expect), written on 2026-12-06 before the run under pinned CPU settings
+# measured them: the shape plan judged by valid couplets at the donor's length beside a control that could fail,
+# the effects as valid changes, the length features beside random directions. Each model's prose `prediction`
+# above them was written earlier, for the measures of that time; the page checks the rules, not the prose.
+MAIN_EXPECT = (E("nl_ld_rhyme", "<", 0.2), E("nl_ld_cue", "<", 0.2),
+               E("ending_probe_nl", "<=", "cell_favourite_rate"),
+               E("shape_donor_valid_rate", ">=", 0.3), E("shape_donor_valid_rate", "<", 0.8, "mean"),
+               E("shape_donor_valid_control_rate", "<=", 0.1), E("shape_positive_control_rate", ">=", 0.5),
+               E("green_valid_rate", ">=", 0.5), E("green_random_rate", "<=", 0.1),
+               E("habit_valid_rate", ">=", 0.3, "mean"), E("habit_random_rate", "<=", 0.1),
+               E("green_forced_rate", "<=", 0.1), E("habit_forced_rate", "<=", 0.1),
+               E("total_valid_change_nl", ">", "direct_valid_change_nl"), E("direct_valid_change_nl", "<=", 0.05),
+               E("length_features_rate", ">=", 0.5), E("length_features_random_rate", "<=", 0.2),
+               E("length_features_first_word_kept_rate", "<=", 0.2),
+               E("composition_valid_holdout_rate", ">=", 0.9))
+
 MODELS = {
-    "main": variant("the main world and model", prediction=
+    "main": variant("the main world and model", expect=MAIN_EXPECT, prediction=
                     "(seed 0 was measured while the measure was built: opener 0.57 at the line break entering layer 3, "
                   "control 0.00, green 0.76, habit 0.87.) Seeds 1 and 2: the line break decides part of the shape in "
                   "every seed (opener >= 0.3 at the chosen layer, control <= 0.05) but >= 0.8 in none, because the "
@@ -72,14 +91,18 @@ MODELS = {
                      "anything line 2 needs from line 1 must be stored at the line break before line 2 starts.",
                      "the line break holds everything line 2 knows, so: opener >= 0.8 in every seed, direct effect of "
                      "the line break on the ending >= 0.8 (the ending reads it, not only the opener), mediated small "
-                     "(<= 0.2); green and habit >= 0.5.", nl_barrier=True),
+                     "(<= 0.2); green and habit >= 0.5.", nl_barrier=True,
+                     expect=(E("nl_ld_rhyme", ">=", 0.8), E("nl_ld_cue", ">=", 0.8), E("direct_valid_change_nl", ">=", 0.5),
+                             E("shape_donor_valid_rate", ">=", 0.5, "mean"), E("shape_donor_valid_control_rate", "<=", 0.1))),
     "window": variant("architecture: every token attends only to itself and the 5 tokens before it, so the end of "
                     "line 2 cannot see line 1: whatever it needs must be carried forward token to token. The "
                     "reader's 'smeared' hypothesis, forced and tested directly.",
                     "the line break still sees line 1's last words and predicts the opener, so it decides the shape "
                     "(opener >= 0.5); the ending cannot see the line break (more than 5 tokens back), so the line "
                     "break's effect on the ending is mostly mediated by the words written (mediated >= direct).",
-                      attn_window=6, window_layers=""),
+                      attn_window=6, window_layers="",
+                      expect=(E("nl_ld_rhyme", "<", 0.2), E("mediated_valid_change_nl", ">=", "direct_valid_change_nl"),
+                              E("shape_donor_valid_control_rate", "<=", 0.1))),
     "linebreak": variant("world and architecture: the world search's `list-LG-2layer-long`. Line 1 is a list of nouns "
                        "whose last one only the line break can identify; two layers, the first local (window 5) and "
                        "the second global, as in Gemma's interleave; no mask keeps line 2 from line 1. Its search rows "
@@ -92,7 +115,8 @@ MODELS = {
                        "no meter, so no shape to plan (not measured). The line break's effect on the ending: direct "
                        "close to total (mediated <= 0.1) in seeds that route the rhyme through it, since the list "
                        "opener does not depend on the ending.",
-                         grammar="list", n_layer=2, attn_window=5, window_layers="LG", **LONG),
+                         grammar="list", n_layer=2, attn_window=5, window_layers="LG", **LONG,
+                         expect=(E("nl_ld_rhyme", ">=", 0.8, "any"), E("nl_ld_cue", "<", 0.8))),
     "committed": variant("world: the opener's first word alone names its length ('later that day' only before a "
                        "one-syllable ending, 'at last' only before a three-syllable one), so the token the line break "
                        "predicts already depends on the ending's length, as 'His hunger' depended on 'rabbit': the "
@@ -101,12 +125,20 @@ MODELS = {
                        "<= 0.05; green and habit >= 0.7 with random <= 0.05; with the opener teacher-forced both "
                        "<= 0.1 (the ending follows the opener written); the line break holds the length, not the "
                        "word (its ending-word probe no better than the cell's favourite); valid >= 0.97.",
-                         committed_openers=True),
+                         committed_openers=True,
+                         expect=(E("shape_donor_valid_rate", ">=", 0.5), E("shape_donor_valid_control_rate", "<=", 0.1),
+                                 E("shape_positive_control_rate", ">=", 0.8),
+                                 E("green_valid_rate", ">=", 0.7), E("habit_valid_rate", ">=", 0.7),
+                                 E("green_random_rate", "<=", 0.15), E("habit_random_rate", "<=", 0.15),
+                                 E("green_forced_rate", "<=", 0.1), E("habit_forced_rate", "<=", 0.1),
+                                 E("ending_probe_nl", "<=", "cell_favourite_rate"), E("valid", ">=", 0.97),
+                                 E("length_features_rate", ">=", 0.5), E("length_features_random_rate", "<=", 0.2))),
     "myopic": variant("training: the loss at a position sends no gradient into earlier positions (Wu, Morris & "
                     "Levine 2024), so nothing is computed early for the sake of later tokens (no pre-caching); "
                     "only breadcrumbs, features that help the next token anyway, can survive.",
                     "the opener is the line break's own next token, so the shape plan is a breadcrumb, not "
-                    "pre-caching: opener, green and habit rates within the main model's seed range.", myopic=True),
+                    "pre-caching: opener, green and habit rates within the main model's seed range.", myopic=True,
+                    expect=(E("shape_donor_valid_rate", "n<", 10), E("nl_ld_rhyme", "<", 0.2))),
 }
 
 

@@ -34,11 +34,11 @@ def headline(r):
     """The flat numbers of one model and seed (None where an experiment did not run), with each one's
     n and 95% interval (`n`, `ci`: a per-seed number near a bar reads as the coin toss it is) and the
     sites as their own keys."""
-    h, n, ci, noop = {}, {}, {}, {}
+    h, n, k, ci, noop = {}, {}, {}, {}, {}
 
     def put(key, rec, field="rate"):
         if rec is not None:
-            h[key], n[key], ci[key] = rec[field], rec.get("n"), rec.get("ci")
+            h[key], n[key], k[key], ci[key] = rec[field], rec.get("n"), rec.get("k"), rec.get("ci")
             if "noop_fraction" in rec:
                 noop[key] = rec["noop_fraction"]
 
@@ -101,5 +101,6 @@ def headline(r):
     c = r.get("composition") or {}
     put("composition_valid_seen_rate", c.get("valid_seen"))
     put("composition_valid_holdout_rate", c.get("valid_holdout"))
-    return {**{k: h.get(k) for k in HEADLINE + SITE_KEYS}, "n": {k: v for k, v in n.items() if v is not None},
-            "ci": {k: v for k, v in ci.items() if v is not None}, "noop": noop}
+    return {**{key: h.get(key) for key in HEADLINE + SITE_KEYS}, "n": {key: v for key, v in n.items() if v is not None},
+            "k": {key: v for key, v in k.items() if v is not None},
+            "ci": {key: v for key, v in ci.items() if v is not None}, "noop": noop}

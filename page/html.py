@@ -3,6 +3,8 @@ Nothing here computes a result; every function formats what it is given."""
 import math
 from html import escape
 
+from interp.claims import THRESHOLDS
+
 
 def num(v, digits=2):
     if v is None:
@@ -21,9 +23,15 @@ def interval(ci, digits=2):
 
 
 def rate(r):
-    """'0.37 (k/n, 95% CI [lo, hi])' of a rate dict from interp.stats.rate."""
+    """'0.37 (k/n, 95% CI [lo, hi])' of a rate dict from interp.stats.rate; over fewer than THRESHOLDS["few"]
+    items only 'k/n' (such a rate is a coin toss, not a number); a control whose edits mostly change nothing
+    is named for what it is."""
     if not r or r.get("rate") is None:
         return "– (n = 0)"
+    if (r.get("noop_fraction") or 0) > THRESHOLDS["noop"]:
+        return f"no-op: {r['noop_fraction']:.0%} of its edits change nothing (not a control)"
+    if r["n"] < THRESHOLDS["few"]:
+        return f"{r['k']}/{r['n']}"
     return f"{r['rate']:.2f} ({r['k']}/{r['n']}, 95% CI {interval(r['ci'])})"
 
 
@@ -36,16 +44,31 @@ def effect(e):
 
 def fmt_seeds(m, k):
     """A headline number of model record m: mean [min, max] over seeds, and on how many seeds it rests
-    when some seeds could not measure it."""
+    when some seeds could not measure it. Where a seed counted fewer than THRESHOLDS["few"] items, every
+    seed is shown as k/n instead (a mean of coin tosses is not a number); a control whose edits mostly
+    change nothing is named so."""
     h = m["headline"]
     v, r = h.get(k), h.get(k + "_range")
     if v is None:
         return "–"
     if isinstance(v, list):
         return interval(v)
+    seeds = m.get("seeds") or []
+    noops = [s.get("noop", {}).get(k) for s in seeds if s.get("noop", {}).get(k) is not None]
+    if noops and max(noops) > THRESHOLDS["noop"]:
+        return f"no-op in {sum(x > THRESHOLDS['noop'] for x in noops)} of {len(noops)} seeds (not a control)"
+    if any((s.get("n", {}).get(k) or THRESHOLDS["few"]) < THRESHOLDS["few"] for s in seeds):
+        return ", ".join(few(s.get(k), s.get("k", {}).get(k), s.get("n", {}).get(k)) for s in seeds) + " (per seed)"
     n, got = h.get("n_seeds", 1), m.get("headline_seeds_measured", {}).get(k, h.get("n_seeds", 1))
     return (num(v) + (f" [{num(r[0])}, {num(r[1])}]" if r and got > 1 else "") +
             (f" ({got} of {n} seeds)" if got < n else ""))
+
+
+def few(v, k, n):
+    """One seed's number where some seed counted few items: k/n for a rate, the value and its n otherwise."""
+    if v is None:
+        return "–"
+    return f"{k}/{n}" if k is not None else f"{num(v)} (n = {n})"
 
 
 def table(headers, rows, cls=""):

@@ -2,9 +2,10 @@
 
 The README quotes no number of its own: it points here (docs/results.md is this file, copied from the
 run that the README describes), so every number a reader sees was written by a run."""
+from interp.claims import THRESHOLDS, verdict_word
 from page.html import fmt_seeds
 from page.render import HEADLINE_LABELS
-from page.shape_section import PLANNING_ROWS
+from page.shape_section import PLANNING_ROWS, n_range, seed_cell
 
 SITES = (("intervention_site", "intervention site (chosen on select pairs)"),
          ("shape_layer", "line-break layer of the shape patch (chosen on select pairs)"),
@@ -16,11 +17,6 @@ def _table(head, rows):
     out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     out += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
     return "\n".join(out)
-
-
-def _n(m, k):
-    ns = [x for x in m["headline"].get("n", {}).get(k, []) if x is not None]
-    return "–" if not ns else (str(ns[0]) if len(set(ns)) == 1 else f"{min(ns)}–{max(ns)}")
 
 
 def markdown(results):
@@ -36,12 +32,13 @@ def markdown(results):
         "",
         "## Planning, criterion by criterion",
         "",
-        _table(["criterion"] + names, [[label] + [fmt_seeds(m, k) for m in models.values()] for label, k in PLANNING_ROWS]),
+        _table(["criterion"] + names, [[label] + [f"{fmt_seeds(m, k)} ({n_range(m, k)})" for m in models.values()]
+                                       for label, k in PLANNING_ROWS]),
         "",
         "## Every headline number",
         "",
         _table(["measure", "key"] + [f"{n} (n)" for n in names],
-               [[HEADLINE_LABELS.get(k, k), f"`{k}`"] + [f"{fmt_seeds(m, k)} ({_n(m, k)})" for m in models.values()]
+               [[HEADLINE_LABELS.get(k, k), f"`{k}`"] + [f"{fmt_seeds(m, k)} ({n_range(m, k)})" for m in models.values()]
                 for k in HEADLINE_LABELS]),
         "",
         "## Each seed, with its 95% interval",
@@ -55,15 +52,23 @@ def markdown(results):
         _table(["site"] + names, [[label] + ["; ".join(str(s) for s in m["headline"].get(k) or []) or "–"
                                              for m in models.values()] for k, label in SITES]),
         "",
-        "## Predictions written before the study measured them",
+        "## Predictions written before the study measured them, and which held",
+        "",
+        _table(["model", "predicted", "", "per seed"],
+               [[n, p["rule"], f"**{verdict_word(p['held'])}**",
+                 ", ".join({True: "yes", False: "no", None: "–"}[x] for x in p["per_seed"])]
+                for n, m in models.items() for p in m.get("predictions") or []]),
+        "",
+        "The same predictions in words, as first written (for the measures of their time):",
         "",
     ]
     parts += [f"- **{n}**: {m['shape_prediction']}" for n, m in models.items() if m.get("shape_prediction")]
     return "\n".join(parts) + "\n"
 
 
-PER_SEED = ("valid", "nl_ld_rhyme", "nl_ld_cue", "total_effect_nl", "direct_effect_nl", "shape_opener_rate",
-            "shape_control_rate", "green_valid_rate", "habit_valid_rate")
+PER_SEED = ("valid", "nl_ld_rhyme", "nl_ld_cue", "total_valid_change_nl", "direct_valid_change_nl",
+            "shape_donor_valid_rate", "shape_donor_valid_control_rate", "green_valid_rate", "habit_valid_rate",
+            "length_features_rate", "composition_valid_holdout_rate")
 
 
 def per_seed(models):
@@ -71,11 +76,13 @@ def per_seed(models):
     rows = []
     for name, m in models.items():
         for s in m["seeds"]:
-            rows.append([name, str(s["seed"])] + [_with_ci(s.get(k), s.get("ci", {}).get(k)) for k in PER_SEED])
+            rows.append([name, str(s["seed"])] + [_with_ci(s, k) for k in PER_SEED])
     return _table(["model", "seed"] + [f"`{k}`" for k in PER_SEED], rows)
 
 
-def _with_ci(v, ci):
-    if v is None:
-        return "–"
+def _with_ci(s, k):
+    """One seed's number with its 95% interval; under a few items, k/n (page.shape_section.seed_cell)."""
+    v, ci, n = s.get(k), s.get("ci", {}).get(k), s.get("n", {}).get(k)
+    if v is None or (n is not None and n < THRESHOLDS["few"]) or (s.get("noop", {}).get(k) or 0) > THRESHOLDS["noop"]:
+        return seed_cell(s, k)
     return f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and ci[0] is not None else "")
