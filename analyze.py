@@ -7,13 +7,15 @@ the main model and each variant of worlds.MODELS, every seed — and writes
                               each seed, and the headline as mean and [min, max] over seeds
     out/report/index.html     the report, rendered from results.json alone
     out/report/results.md     every headline number as Markdown tables (docs/results.md is a copy)
+    out/report/graphs/        every model's featured attribution graph as circuit-tracer's graph JSON,
+                              for its viewer (docs/viewer.md)
 
 `python analyze.py --only patching` runs one experiment (interp/study.EXPERIMENTS) on one model
 (`--variant`, `--training-seed`; default the main model, seed 0) and prints it as a table; the
 result is also written to out/report/only/patching.json.
 `python analyze.py --compare OLD/results.json` writes out/report/compare.md: every headline of that run
 beside this one's (docs/recipe-change.md is one).
-`python analyze.py --render-only` re-renders the page from results.json (byte-identical).
+`python analyze.py --render-only` re-renders the page and the graphs from results.json (byte-identical).
 `python analyze.py --prompt "she saw a goat and went to find a cake"` runs your own line 1.
 `python analyze.py --list-words` prints the vocabulary by meaning and rhyme family.
 """
@@ -35,6 +37,7 @@ from interp.stats import over_seeds
 from interp.headline import headline, HEADLINE, SITE_KEYS
 from interp.study import StudyConfig, study, featured_graph, EXPERIMENTS
 from interp.transcoder import load_clt, model_fingerprint
+from interp.graph_export import circuit_tracer_graph, report_graphs, viewer_url, write_graph_files
 from page.render import render, prompt_page
 from page.markdown import markdown
 from page.terminal import table
@@ -173,10 +176,7 @@ def run(cfg, scfg, jobs=1, threads=None):
 def write_report(results, folder):
     write_json(os.path.join(folder, "results.json"), results)
     # the page is rendered from the file just written, never from memory: what the page shows is in the file
-    with open(os.path.join(folder, "results.json")) as f:
-        results = json.load(f)
-    write_text(os.path.join(folder, "index.html"), render(results))
-    write_text(os.path.join(folder, "results.md"), markdown(results))
+    render_only(folder)
 
 
 def read_results(path):
@@ -193,6 +193,7 @@ def render_only(folder):
     results = read_results(os.path.join(folder, "results.json"))
     write_text(os.path.join(folder, "index.html"), render(results))
     write_text(os.path.join(folder, "results.md"), markdown(results))
+    write_graph_files(os.path.join(folder, "graphs"), report_graphs(results))
 
 
 def only_one(cfg, scfg, experiment, variant, seed):
@@ -255,6 +256,9 @@ def your_prompt(cfg, text):
             print(f"  [{b['name']}] {b['words']}: {b['features']} features" + "".join(f"; {x}" for x in b["labels"]))
         for a in g["arrows"]:
             print(f"  {a['source']} -> {a['target']}: {a['weight']:.1f}")
+        ct = circuit_tracer_graph(g, "prompt", cached[0].n_features, "couplets-main")  # main's transcoder
+        graph_file = write_graph_files(os.path.join(cfg.report_dir(), "graphs"), [ct])[0]
+        print(f"circuit-tracer graph: {graph_file}; in its viewer (docs/viewer.md): {viewer_url(ct)}")
     else:
         print(p["no_graph"])
     path = os.path.join(cfg.report_dir(), "prompt.html")
@@ -269,7 +273,7 @@ def main(argv=None):
     cli.add_threads_flag(p)
     p.add_argument("--jobs", type=int, default=cli.cores(),
                    help="studies run in parallel processes, each on its share of the cores (default: one per core)")
-    p.add_argument("--render-only", action="store_true", help="re-render index.html from results.json")
+    p.add_argument("--render-only", action="store_true", help="re-render index.html and graphs/ from results.json")
     p.add_argument("--compare", metavar="OLD_RESULTS_JSON",
                    help="write compare.md: that run's headlines beside this report's results.json")
     p.add_argument("--prompt", help="your own line 1 (words from --list-words)")

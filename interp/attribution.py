@@ -292,32 +292,50 @@ def graph_scores(graph):
 
 
 # ---- (f) export ---------------------------------------------------------------------------------------------
+def cumulative_influence(node_inf):
+    """(N,) circuit-tracer's node score: the share of all influence carried by the nodes ranked at or
+    above this one (small = among the most influential)."""
+    scores, order = node_inf.sort(descending=True)
+    out = torch.empty_like(node_inf)
+    out[order] = scores.cumsum(0) / scores.sum().clamp(min=1e-30)
+    return out
+
+
 def kept_graph(graph, node_mask, edge_mask, node_inf, words, target_words, labels):
-    """{'n_layers', 'words', 'nodes': [{kind, layer, pos, label, influence}], 'edges': [{source, target,
-    weight}]} of the kept nodes and edges. Layers: -1 for token embeddings, n_layers for the target
-    logits; edges index `nodes`; words: the token of every position; target_words: the words of the
-    target logits; labels: {feature node index: automatic label}."""
+    """{'n_layers', 'words', 'nodes': [{kind, layer, pos, label, influence, cumulative, ...}], 'edges':
+    [{source, target, weight}]} of the kept nodes and edges. Layers: -1 for token embeddings, n_layers
+    for the target logits; edges index `nodes`; cumulative: `cumulative_influence`; a feature also has
+    its `feature` id and `activation`, a token its vocabulary id `token`, a logit its `token`, `word`
+    and `prob`. words: the token of every position; target_words: the words of the target logits;
+    labels: {feature node index: automatic label}."""
     fs, es, ts, ls = graph.slices()
     T, keep = graph.n_pos, node_mask.nonzero().flatten().tolist()
+    cumulative = cumulative_influence(node_inf)
     nodes, index = [], {}
     for i in keep:
         kind = graph.node_kind(i)
         if kind == "feature":
             layer, pos, fid = (int(v) for v in graph.features[i])
             label = f"L{layer} #{fid} " + labels.get(i, "")
+            extra = {"feature": fid, "activation": round(float(graph.activations[i]), 5)}
         elif kind == "error":
             layer, pos = divmod(i - es.start, T)
             label = f"error L{layer} at '{words[pos]}': what the transcoder misses"
+            extra = {}
         elif kind == "token":
             layer, pos = -1, i - ts.start
             label = f"token '{words[pos]}'"
+            extra = {"token": int(graph.tokens[pos])}
         else:
             k = i - ls.start
             layer, pos = graph.n_layers, graph.target_pos % T
             label = f"logit '{target_words[k]}' (p = {float(graph.logit_probs[k]):.2f})"
+            extra = {"token": int(graph.logit_ids[k]), "word": target_words[k],
+                     "prob": round(float(graph.logit_probs[k]), 5)}
         index[i] = len(nodes)
         nodes.append({"kind": kind, "layer": layer, "pos": pos, "label": label.strip(),
-                      "influence": round(float(node_inf[i]), 5)})
+                      "influence": round(float(node_inf[i]), 5), "cumulative": round(float(cumulative[i]), 5),
+                      **extra})
     A = graph.adjacency * edge_mask
     rows, cols = A.nonzero(as_tuple=True)
     edges = [{"source": index[s], "target": index[t], "weight": round(float(A[t, s]), 5)}

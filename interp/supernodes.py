@@ -72,11 +72,12 @@ RULE = ("Each kept node joins the box of its token's role (meaning word, rhyme w
 
 
 def summary_graph(graph, roles, node_mask, edge_mask, node_inf, labels, words, target_words):
-    """{'boxes': [{name, words, features, labels}], 'arrows': [{source, target, weight}]} in GROUPS
-    order. labels: {feature node index: label}; words: the token of every position; target_words:
-    the words of the target logits."""
+    """{'boxes': [{name, words, features, labels, nodes}], 'arrows': [{source, target, weight}]} in GROUPS
+    order; a box's `nodes` are its members as indices into kept_graph's nodes. labels: {feature node
+    index: label}; words: the token of every position; target_words: the words of the target logits."""
     groups = node_groups(graph, roles)
     fs = graph.slices()[0]
+    kept_index = node_mask.long().cumsum(0) - 1  # kept_graph lists the kept nodes in node order
     boxes = []
     for g in GROUPS:
         members = [i for i, x in enumerate(groups) if x == g and node_mask[i]]
@@ -85,7 +86,8 @@ def summary_graph(graph, roles, node_mask, edge_mask, node_inf, labels, words, t
         feats = sorted((i for i in members if i < fs.stop), key=lambda i: -float(node_inf[i]))
         pos = sorted({p for p in range(graph.n_pos) if groups[graph.slices()[2].start + p] == g})
         boxes.append({"name": g, "words": " ".join(words[p] for p in pos) if g != "ending" else ", ".join(target_words),
-                      "features": len(feats), "labels": [labels[i] for i in feats[:2] if i in labels]})
+                      "features": len(feats), "labels": [labels[i] for i in feats[:2] if i in labels],
+                      "nodes": [int(kept_index[i]) for i in members]})
     names = [b["name"] for b in boxes]
     weight = {}
     A = graph.adjacency * edge_mask
