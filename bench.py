@@ -15,6 +15,10 @@
                        the curves; ratio = the candidate's seconds over the baseline's, the mean over seeds.
                        Seconds count training only (from the first step; the evaluations are subtracted).
   recipe_search        with --search: every recipe of RECIPES on one seed, written to out/recipe_search.json
+  numerics             with --numerics: the cost of the pinned CPU code paths (plumbing/numerics.py): wall
+                       seconds of `python train.py --max-steps 300` and of `python analyze.py --only patching` on
+                       its model, under PLANNING_NUMERICS=pinned and =native, alternating which runs first, one
+                       process at a time; ratio = pinned over native, the median over repeats
 """
 from dataclasses import asdict, replace
 import argparse
@@ -27,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from plumbing import numerics  # noqa: F401  (first: pins the CPU code paths before torch loads)
+from plumbing import numerics  # first: pins the CPU code paths before torch loads
 import torch
 import torch.nn as nn
 
@@ -242,10 +246,31 @@ def to_quality_summary(runs, baseline, candidate):
             "every": EVERY, "all_reached": all(x["reached"] for x in runs), "runs": runs}
 
 
-def timed(argv):
+def timed(argv, env=None):
     t = time.time()
-    subprocess.run([sys.executable, *argv], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, *argv], check=True, stdout=subprocess.DEVNULL, env=env)
     return round(time.time() - t, 1)
+
+
+def numerics_cost(repeats=3, steps=300, threads=None):
+    """{pinned, native: [seconds per repeat], ratio}: the quick path's two halves (a shortened training run,
+    then one experiment of the study on it) under each setting of PLANNING_NUMERICS, one after the other,
+    alternating which goes first so a slower minute of the machine falls on both."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = {"pinned": [], "native": [], "steps": steps, "repeats": repeats}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(repeats):
+            for mode in (("pinned", "native") if k % 2 == 0 else ("native", "pinned")):
+                env = {**os.environ, numerics.OPT_OUT: mode}
+                folder = os.path.join(tmp, f"{mode}{k}")
+                common = ["--out", folder] + (["--threads", str(threads)] if threads else [])
+                out[mode].append(timed([os.path.join(here, "train.py"), "--max-steps", str(steps), "--eval-n", "50",
+                                        "--quiet", *common], env) +
+                                 timed([os.path.join(here, "analyze.py"), "--only", "patching", "--n-pairs", "60",
+                                        *common], env))
+    ratios = sorted(p / n for p, n in zip(out["pinned"], out["native"]))
+    out["ratio"] = round(ratios[len(ratios) // 2], 3)
+    return out
 
 
 def main(argv=None):
@@ -260,6 +285,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="training seeds with --to-quality (default 3)")
     p.add_argument("--jobs", type=int, default=cli.cores(), help="runs side by side with --to-quality / --search "
                    "(default: one per core, one thread each)")
+    p.add_argument("--numerics", action="store_true",
+                   help="the cost of the pinned CPU code paths against the native ones (bench.json 'numerics')")
     p.add_argument("--quality-run", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)  # a child's run
     p.add_argument("--result", help=argparse.SUPPRESS)
     cli.add_threads_flag(p)
@@ -275,6 +302,13 @@ def main(argv=None):
             return 0
         if args.to_quality or args.search:
             return quality_main(args)
+        if args.numerics:
+            cost = numerics_cost(2 if args.quick else 3, 30 if args.quick else 300, args.threads)
+            path = os.path.join(args.out, "bench.json")
+            write_json(path, {**(json.load(open(path)) if os.path.exists(path) else {}), "numerics": cost})
+            print(f"pinned {cost['pinned']} s, native {cost['native']} s: ratio {cost['ratio']} (median of "
+                  f"{cost['repeats']})")
+            return 0
         cli.set_threads(args.threads)
         world, model = WorldConfig(), GPTConfig()
         kw = {}

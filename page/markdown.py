@@ -2,7 +2,7 @@
 
 The README quotes no number of its own: it points here (docs/results.md is this file, copied from the
 run that the README describes), so every number a reader sees was written by a run."""
-from interp.claims import THRESHOLDS, verdict_word
+from interp.claims import THRESHOLDS, claim_results, verdict_word
 from page.html import fmt_seeds
 from page.render import HEADLINE_LABELS
 from page.shape_section import PLANNING_ROWS, n_range, seed_cell
@@ -34,6 +34,15 @@ def markdown(results):
         "",
         _table(["criterion"] + names, [[label] + [f"{fmt_seeds(m, k)} ({n_range(m, k)})" for m in models.values()]
                                        for label, k in PLANNING_ROWS]),
+        "",
+        "## Claims and the rules they rest on",
+        "",
+        "Each claim the README or the page makes, the rules on the seeds' numbers it rests on, and whether they hold in "
+        "this run (interp/claims.py; the README cites claims by id).",
+        "",
+        _table(["id", "model", "claim", "rules", "holds"],
+               [[c["id"], c["model"], c["text"], "; ".join(f"{r['rule']} ({verdict_word(r['held'])})" for r in c["rules"]),
+                 f"**{verdict_word(c['held'])}**"] for c in claim_results(models)]),
         "",
         "## Every headline number",
         "",

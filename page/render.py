@@ -5,7 +5,7 @@ file (THRESHOLDS), so a different run reads differently; nothing on the page is 
 """
 from html import escape
 
-from interp.claims import THRESHOLDS
+from interp.claims import THRESHOLDS, claim_results, verdict_word
 from page.html import bars, curves, effect, fmt_seeds, heatmap, interval, num, page, rate, table
 from page.search_section import search
 from page.shape_section import shape_plan, shape_verdict, planning_table
@@ -85,6 +85,16 @@ def header(results):
     return (f"<h1>Does a tiny poet plan its rhyme?</h1><p>A small transformer trained from scratch on rhyming "
             f"couplets, taken apart. Models studied: {escape(names)}. Every number on this page is read from "
             f"<code>results.json</code>, written by the run that made the page.</p>")
+
+
+def claims_table(models):
+    """Every claim the README or this page makes, the rules it rests on, and whether they hold here."""
+    rows = [[c["id"], escape(c["model"]), escape(c["text"]),
+             "<br>".join(f"{escape(r['rule'])}: {verdict_word(r['held'])}" for r in c["rules"]),
+             f"<b>{verdict_word(c['held'])}</b>"] for c in claim_results(models)]
+    return ('<h2 id="claims">What the numbers support</h2><p>Each claim of this page and the README, with the rules '
+            "on the seeds' numbers it rests on (thresholds in <code>interp/claims.py</code>).</p>" +
+            table(["id", "model", "claim", "rules", "holds"], rows))
 
 
 def reading_guide():
@@ -476,7 +486,8 @@ def render(results):
     main = results["models"]["main"]
     # the four answers first (verdict, one figure, evidence), then the tables and the detail behind them
     body = [header(results), q1_where(results["models"]), shape_plan(results["models"]["main"]), q2_smeared(main),
-            q3_baked(results), q4_composed(results["models"]), planning_table(results["models"]), reading_guide(),
+            q3_baked(results), q4_composed(results["models"]), claims_table(results["models"]),
+            planning_table(results["models"]), reading_guide(),
             headline_table(results), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
     return page("Does a tiny poet plan its rhyme?", "".join(body))

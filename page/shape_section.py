@@ -62,8 +62,9 @@ def shape_plan(m):
     main = m
     sh = main.get("shape") or {}
     head = '<h2 id="shape">1b. The plan this world demands: the shape of line 2</h2>'
-    if "skipped" in sh:
-        return head + f"<p>Not measured: {escape(sh['skipped'])}.</p>"
+    if not sh or "skipped" in sh:
+        why = sh.get("skipped") or main.get("skipped") or "the study did not reach it"
+        return head + f"<p>Not measured: {escape(why)}.</p>"
     _, verdict = shape_verdict(m)
     layers, roles = sh["layers"], sh["roles"]
     label = {0: f"{layers[0]} (embedding)", len(layers) - 1: f"{layers[-1]} (final: next token)"}

@@ -21,8 +21,9 @@ records the settings it was made under (`state()`), and analyze.py says when the
 """
 import os
 import platform
+import sys
 
-PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}
 OPT_OUT = "PLANNING_NUMERICS"
 
 
@@ -33,10 +34,15 @@ def pinned_requested():
 def apply():
     """Set the pinned code paths (unless opted out). Must run before torch computes anything; child
     processes inherit the environment."""
-    if os.environ.get(OPT_OUT, "pinned") not in ("pinned", "native"):
-        raise ValueError(f"{OPT_OUT} must be 'pinned' (the default) or 'native', got {os.environ[OPT_OUT]!r}")
+    if os.environ.get(OPT_OUT, "pinned") not in ("pinned", "native"):  # at import: no entry point has begun yet
+        print(f"error: {OPT_OUT} must be 'pinned' (the default) or 'native', got {os.environ[OPT_OUT]!r}", file=sys.stderr)
+        sys.exit(2)
     if pinned_requested():
         os.environ.update(PINNED)
+    else:  # a process started by a pinned one inherits its settings: take them off
+        for k, v in PINNED.items():
+            if os.environ.get(k) == v:
+                del os.environ[k]
 
 
 def state():

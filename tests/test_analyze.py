@@ -46,7 +46,8 @@ def test_every_model_and_seed_goes_through_one_study_and_results_are_determinist
     assert barrier["headline"]["n_seeds"] == 2 and [s["seed"] for s in barrier["seeds"]] == [0, 1]
     for key in ("valid", "nl_ld_rhyme", "nl_ld_cue", "add_only_other_rhyme_rate", "add_only_two_facts_rate",
                 "suppression_runner_up_rate", "sweep_rhyme_site_rate", "sweep_rhyme_best_other_rate",
-                "ending_probe_nl", "cell_favourite_rate", "total_effect_nl", "shape_opener_rate", "green_valid_rate"):
+                "ending_probe_nl", "cell_favourite_rate", "total_valid_change_nl", "shape_donor_valid_rate",
+                "shape_donor_valid_control_rate", "green_valid_rate", "composition_valid_holdout_rate"):
         assert key in barrier["headline"] and key + "_range" in barrier["headline"], key
     # a site is never averaged: each seed's is listed, and every rate key names its kind
     assert len(barrier["headline"]["intervention_site"]) == 2

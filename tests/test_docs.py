@@ -80,3 +80,28 @@ def test_the_checks_can_fail():
     assert named_files("see `nowhere/missing.py` and (docs/results.md)") == {"nowhere/missing.py", "docs/results.md"}
     assert commands("`python train.py --all --seeds 3` && python analyze.py") == \
         [("train.py", ["--all", "--seeds"]), ("analyze.py", [])]
+
+
+def cited_claims(s):
+    """Claim ids a text cites, as [C3] or [C3, C4]."""
+    return {c for group in re.findall(r"\[((?:C\d+(?:, )?)+)\]", s) for c in group.split(", ")}
+
+
+def claims_that_hold(results_md):
+    """Claim ids whose row in results.md's claims table says the claim held."""
+    return {m.group(1) for m in re.finditer(r"^\| (C\d+) \|.*\| \*\*held\*\* \|$", results_md, re.M)}
+
+
+def test_every_claim_the_readme_cites_holds_in_docs_results():
+    """The README's short answer cites claims by id; each must hold in the run docs/results.md reports
+    (interp/claims.py), so no sentence says more than its numbers."""
+    cited = cited_claims(text(os.path.join(ROOT, "README.md")))
+    assert cited, "the README cites no claim"
+    held = claims_that_hold(text(os.path.join(ROOT, "docs", "results.md")))
+    assert cited <= held, f"the README cites claims that do not hold in docs/results.md: {sorted(cited - held)}"
+
+
+def test_the_claim_checks_can_fail():
+    assert cited_claims("a [C1] and [C2, C10] but not C3") == {"C1", "C2", "C10"}
+    table = "| C1 | main | x | r | **held** |\n| C2 | main | y | r | **failed** |\n"
+    assert claims_that_hold(table) == {"C1"}

@@ -180,7 +180,7 @@ def tiny_results(tiny_run, tmp_path_factory):
 
 def test_study_runs_on_any_model_and_the_headline_has_every_key(tiny_results):
     h = headline(tiny_results)
-    assert list(h) == list(HEADLINE) + list(SITE_KEYS) + ["n", "ci", "noop"]
+    assert list(h) == list(HEADLINE) + list(SITE_KEYS) + ["n", "k", "ci", "noop"]
     assert 0 <= h["valid"] <= 1
     assert {"quality", "prompts", "probes", "sites", "patching"} <= set(tiny_results)
 
