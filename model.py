@@ -116,7 +116,9 @@ class LayerNorm(nn.Module):
             # kernel's gradient for them sums per thread, so its bits would depend on the thread count
             return F.layer_norm(x, x.shape[-1:], None, None, 1e-5) * self.weight + self.bias
         x = x - x.mean(-1, keepdim=True)
-        scale = hooks(f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt())
+        # 1 / rsqrt, not sqrt: torch's sqrt goes through MKL's vector math, whose code path follows the CPU's
+        # maker (plumbing/numerics.py); rsqrt is torch's own kernel
+        scale = hooks(f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + 1e-5).rsqrt().reciprocal())
         return hooks(f"{self.name}.hook_normalized", x / scale) * self.weight + self.bias
 
 

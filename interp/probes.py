@@ -24,13 +24,30 @@ from interp.stats import rate
 
 def ridge_probe(x_fit, y_fit, x_test, y_test, n_classes, lam=1.0):
     """Accuracy of a linear probe: ridge regression onto one-hot labels, argmax to classify.
-    Closed form, so it is deterministic and takes microseconds (we fit hundreds of probes)."""
+    Closed form (the normal equations, solved exactly), so it is deterministic and fast (we fit hundreds)."""
     mu, sd = x_fit.mean(0), x_fit.std(0) + 1e-6
-    a = torch.cat([(x_fit - mu) / sd, torch.ones(len(x_fit), 1)], 1).double()
-    b = torch.cat([(x_test - mu) / sd, torch.ones(len(x_test), 1)], 1).double()
-    y = torch.nn.functional.one_hot(y_fit, n_classes).double()
-    w = torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1], dtype=torch.float64), a.T @ y)
-    return (b @ w).argmax(1).eq(y_test).double().mean().item()
+    a = torch.cat([(x_fit - mu) / sd, torch.ones(len(x_fit), 1)], 1).float()
+    b = torch.cat([(x_test - mu) / sd, torch.ones(len(x_test), 1)], 1).float()
+    y = torch.nn.functional.one_hot(y_fit, n_classes).float()
+    # the products in float32, the solve in float64: MKL's float64 products follow the CPU's maker even in its
+    # reproducible mode (plumbing/numerics.py), its float32 ones do not
+    w = solve_spd((a.T @ a).double() + lam * torch.eye(a.shape[1], dtype=torch.float64), (a.T @ y).double())
+    return (b @ w.float()).argmax(1).eq(y_test).double().mean().item()
+
+
+def solve_spd(a, b):
+    """x with a @ x = b, for a symmetric positive definite a: Gauss-Jordan elimination (no pivoting needed
+    for such a matrix) in plain tensor arithmetic. torch.linalg.solve would call MKL's LAPACK, whose code
+    path follows the CPU's maker, so the probes' bits would too (plumbing/numerics.py)."""
+    a, b = a.clone(), b.clone()
+    for k in range(a.shape[0]):
+        p = a[k, k].clone()
+        a[k], b[k] = a[k] / p, b[k] / p          # row k now has a 1 on the diagonal
+        f = a[:, k].clone()
+        f[k] = 0.0
+        a -= f[:, None] * a[k]                   # clear column k in every other row
+        b -= f[:, None] * b[k]
+    return b
 
 
 def labels(world, line1s, line2s, target):

@@ -122,7 +122,8 @@ def train_clt(model, world, cfg=CLTConfig(), quiet=True, data=None):
         data = collect(model, world, world.split("train")[:cfg.n_couplets])
     xs, ys = data  # (N, L, d) each
     mean = ys.mean(0)  # (L, d)
-    scale = (ys - mean).pow(2).sum(-1).mean(0).sqrt() / math.sqrt(ys.shape[-1])  # (L,) per-layer RMS
+    # (L,) per-layer RMS; 1 / rsqrt rather than sqrt, which MKL computes by the CPU's maker (plumbing/numerics.py)
+    scale = (ys - mean).pow(2).sum(-1).mean(0).rsqrt().reciprocal() / math.sqrt(ys.shape[-1])
     ys = ys / scale[None, :, None]  # train in units where every layer matters equally
     clt = CrossLayerTranscoder(model.cfg.n_layer, model.cfg.d_model, cfg.n_features)
     with torch.no_grad():

@@ -8,9 +8,15 @@ run, so two machines of the same kind gave different numbers for the same seed. 
 entry point (each imports this module before torch):
 
     ATEN_CPU_CAPABILITY=avx2   torch's kernels run their AVX2 versions, also where AVX-512 is there
-    MKL_CBWR=AVX2              MKL's reproducible mode on its AVX2 path (Intel CPUs); on AMD CPUs MKL
-                               has one path whatever this says, and it computes the same bits as the
-                               Intel AVX2 path (tests/test_fingerprint.py; docs/speed.md, "Same bits")
+    MKL_CBWR=AVX2,STRICT       MKL's reproducible mode: on Intel CPUs its AVX2 path in strict mode; AMD
+                               CPUs take one path whatever this says. Measured on float32 matrix products
+                               of the model's shapes: an emulated Intel AVX2 CPU computes the AMD path's
+                               bits in strict mode only (docs/speed.md, "The same bits")
+
+What MKL computes by the CPU's maker in any mode, the project does not ask it for: torch's sqrt, exp, log
+and erf on tensors (MKL's vector math: the hooked LayerNorm and the transcoder use 1 / rsqrt, torch's own
+kernel), LAPACK's solvers (the probes solve their normal equations by elimination) and float64 matrix
+products (the probes multiply in float32).
 
 The thread count is free: every operation the project runs splits its work between threads by output,
 never a sum's terms, so 1 thread and 16 give the same bits (the one exception was LayerNorm's fused

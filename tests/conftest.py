@@ -30,6 +30,14 @@ def tiny_run(tmp_path_factory):
     return os.path.join(out, "model.pt"), metrics
 
 
+def pytest_report_header(config):
+    """Which machine and CPU code paths computed this run (the fingerprint test's bits depend on them)."""
+    import platform
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return f"cpu: {cpu}; numerics: {numerics.state()}"
+
+
 POET_WORLD = WorldConfig(n_train=20000, n_test=200)
 POET_MODEL = GPTConfig(n_layer=2, n_head=2, d_model=64, d_mlp=256)
 
