@@ -156,7 +156,7 @@ CF = {"grammar": "list", "cue_first": True}
 MAJ = {"meaning": "majority", "min_nouns": 3, "holdout_pairs": 0}
 CANDIDATES = {
     "classic": variant(grammar="classic", **STEPS, prediction=
-                         "the first build's world: line 2 reads the rhyme noun and the cue directly (layer 0 reads of "
+                         "the classic world of the project's first version: line 2 reads the rhyme noun and the cue directly (layer 0 reads of "
                          "tokens findable by their neighbours); line break column LD < 0.2 for both swaps."),
     "list": variant(**LIST, **STEPS, prediction=
                       "noun lists, learned positions, global attention: the rhyme noun copies its predecessor at "

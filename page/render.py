@@ -411,7 +411,7 @@ def planned_feature_rows(p):
 
 
 def recheck(results):
-    """The ten findings of the re-check of the first build, each beside what this run measures instead."""
+    """Measurements that once meant something else (docs/planning.md, "Pitfalls"), each beside what this run measures instead."""
     main = results["models"]["main"]
     if "injection" not in main:
         return ""
