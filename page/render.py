@@ -383,7 +383,9 @@ def clt(main):
     f = c.get("featured") or {}
     graphs = (summary_graph_svg(f) if f else "") + (graph_viewer(f["graph"], "graph-featured", "The whole graph: "
                                                                  + f["couplet"]) if "graph" in f else "")
-    return ('<h2 id="clt">Cross-layer transcoder</h2>' + graphs +
+    return ('<h2 id="clt">Cross-layer transcoder (seed 0)</h2><p class=note>The transcoder of every seed of the main '
+            "and committed models feeds the length-feature rows of 1b; its graphs and fidelity are shown for seed 0.</p>"
+            + graphs +
             table(["measure", "value"], [
         ["loss recovered, all tokens", num(c["all_tokens"]["loss_recovered"], 3)],
         ["ending-token loss, model / with CLT", f"{num(e['loss_clean'], 3)} / {num(e['loss_clt'], 3)} (n = {e['n']})"],

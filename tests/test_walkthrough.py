@@ -70,7 +70,6 @@ def words_before_pronoun(line2):
 
 
 def random_length_directions(acts, line2s):
-    from interp import shape
     from interp.directions import random_like
     return {k: random_like(v, 7 + k) for k, v in REAL["length_directions"](acts, line2s).items()}
 
@@ -87,10 +86,11 @@ BUGS = {
                                                                 "cache[hooks[l]][i][role_position(a, role, world.config) - 1])"),
                                                      "AssertionError"),
     "opener length counted in words": ("core", ("opener_length", words_before_pronoun), "AssertionError"),
-    "the embedding searched as a place to store": ("core", ("searchable_layers", lambda cfg: list(range(cfg.n_layer))),
-                                                   "AssertionError"),
+    "the shape control taken at line 1's verb (a no-op)": ("source", (
+        'shape.shape_patching(model, world, same, ["nl"], [layer], "other")["nl"][0]',
+        'shape.shape_patching(model, world, same, ["seen"], [layer], "other")["seen"][0]'), "AssertionError"),
     "random vectors in place of the length directions": ("core", ("length_directions", random_length_directions),
-                                                         "no better than a random one"),
+                                                         "AssertionError"),
     "a wrong head": ("source", ("divmod(int(per_head.argmax()), H)", "divmod(int(per_head.argmin()), H)"),
                      "not the strongest head"),
 }
