@@ -3,6 +3,7 @@
     Edit(hook="blocks.1.hook_resid_pre", pos=12, value=v)             # set the residual at token 12
     Edit(hook="blocks.1.hook_resid_pre", pos=12, value=d, op="add")   # add a direction there
     Edit(hook="blocks.0.attn.hook_k", pos=5, value=k)                 # per-head hooks: value (H, D)
+    Edit(hook="blocks.0.attn.hook_z", pos=5, value=z, head=2)         # one head only: value (D,)
 
 Every experiment — patching, steering, injection, suppression, ablation, feature clamps — is a list
 of Edits per prompt, handed to one of three batched runs:
@@ -30,6 +31,7 @@ class Edit:
     pos: int
     value: torch.Tensor
     op: str = "set"   # "set": value replaces the activation; "add": value is added to it
+    head: int = None  # per-head hooks only: edit this head alone (value (D,)); None = every head (value (H, D))
 
 
 HEAD_HOOKS = ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "attn.hook_rot_q", "attn.hook_rot_k")
@@ -42,19 +44,22 @@ def edit_hooks(edits_per_row):
         for e in edits or ():
             if e.op not in ("set", "add"):
                 raise ValueError(f"unknown edit op {e.op!r}")
-            table.setdefault((e.hook, e.op), []).append((r, e.pos, e.value))
+            if e.head is not None and not e.hook.endswith(HEAD_HOOKS):
+                raise ValueError(f"an edit of one head needs a per-head hook ({', '.join(HEAD_HOOKS)}), got {e.hook}")
+            table.setdefault((e.hook, e.op, e.head is not None), []).append((r, e.pos, e.value, e.head))
     hooks = []
-    for (name, op), items in table.items():
-        rows = torch.tensor([r for r, _, _ in items])
-        pos = torch.tensor([p for _, p, _ in items])
-        vals = torch.stack([v for _, _, v in items])
+    for (name, op, one_head), items in table.items():
+        rows = torch.tensor([r for r, _, _, _ in items])
+        pos = torch.tensor([p for _, p, _, _ in items])
+        vals = torch.stack([v for _, _, v, _ in items])
         heads = name.endswith(HEAD_HOOKS)  # (B, H, T, D) rather than (B, T, C)
+        which = torch.tensor([h for _, _, _, h in items]) if one_head else slice(None)
 
-        def fn(x, rows=rows, pos=pos, vals=vals, op=op, heads=heads):
+        def fn(x, rows=rows, pos=pos, vals=vals, op=op, heads=heads, which=which):
             if int(pos.max()) >= x.shape[2 if heads else 1]:
                 raise ValueError("an edit names a position past the end of the sequence")
             x = x.clone()
-            idx = (rows, slice(None), pos) if heads else (rows, pos)
+            idx = (rows, which, pos) if heads else (rows, pos)
             x[idx] = vals.to(x.dtype) if op == "set" else x[idx] + vals.to(x.dtype)
             return x
         hooks.append((name, fn))
@@ -143,8 +148,8 @@ def noop_fraction(model, world, line1s, edits, prefixes=None):
     hooks = sorted({e.hook for i in rows for e in edits[i] if e.op == "set"})
     prefixes = prefixes or [[] for _ in line1s]
     clean = activations(model, world, [line1s[i] for i in rows], [prefixes[i] for i in rows], hooks) if hooks else {}
-    noop = [all(changes_nothing(e, clean[e.hook][r][e.pos] if e.op == "set" else None) for e in edits[i])
-            for r, i in enumerate(rows)]
+    at = lambda e, r: clean[e.hook][r][e.pos] if e.head is None else clean[e.hook][r][e.pos][e.head]
+    noop = [all(changes_nothing(e, at(e, r) if e.op == "set" else None) for e in edits[i]) for r, i in enumerate(rows)]
     return sum(noop) / len(noop)
 
 
