@@ -1,4 +1,5 @@
 """The circuit, head by head (interp/circuit.py): each test checks what a number's name promises."""
+import time
 
 import pytest
 import torch
@@ -151,7 +152,53 @@ def test_a_head_job_is_read_from_its_attention():
     assert C.parse_heads(C.heads_string([(1, 2), (0, 0)])) == [(1, 2), (0, 0)] and C.parse_heads("") == []
 
 
-# ---- 7. ablation, the prediction checks -----------------------------------------------------------------------
+# ---- 6-7. the shape route, ablation, the experiment --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def poet_circuit(poet):
+    """The circuit experiment on the poet fixture, through the study (small prompt sets), with its time."""
+    from interp.study import StudyConfig, study
+    model, ckpt = load_checkpoint(poet)
+    world = CoupletWorld(WorldConfig(**ckpt["world_config"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t = time.time()
+        r = study(model, world, StudyConfig(n_fit=40, n_select=60, n_report=60, n_pairs=60, n_quality=20, clt=False),
+                  only="circuit")
+        return r, time.time() - t
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_shape_route_counts_something_on_the_poet(poet_circuit):
+    sh = poet_circuit[0]["circuit"]["shape"]
+    assert "skipped" not in sh, sh.get("skipped")
+    assert sh["n_pairs"] > 0 and sh["n_eligible"] > 0 and sh["length"]["all"]["n"] > 0
+    assert sh["length"]["all"]["k"] > 0  # all heads at the line break move the length somewhere: a reference
+    assert sh["length"]["none"]["k"] == 0  # no head copied: A's own couplet, at A's length
+    for head in C.all_heads(GPTConfig(n_layer=2, n_head=2)):
+        one = sh["single"][C.head_name(head)]
+        assert one["length"]["n"] == sh["n_eligible"] and one["token"]["n"] == sh["n_first_differs"]
+    assert sh["readers"]["n"] > 0 and set(sh["readers"]["mass"]) == set(sh["jobs"])
+    assert sum(sh["attention"][C.head_name((0, 0))]) == pytest.approx(1.0, abs=1e-3)  # a pattern sums to 1
+
+
+def test_the_circuit_experiment_is_fast_and_its_headline_counts(poet_circuit):
+    from interp.headline import headline, CONTROLS
+    r, seconds = poet_circuit
+    assert seconds < 60 and r["circuit"]["seconds"] < 30
+    c = r["circuit"]
+    for slot in ("rhyme", "cue"):
+        assert c[slot]["n_pairs"] > 0 and 1 <= len(c[slot]["heads"]) <= C.MAX_HEADS
+        assert c[slot]["all"]["value"] == pytest.approx(1.0, abs=1e-3)
+    ab = c["ablation"]
+    assert ab["n"] > 0 and all(0 <= ab[k]["survival"]["rate"] <= 1 for k in C.ABLATIONS)
+    h = headline({"quality": {"valid": 1.0, "n": 20}, "patching": {s: {"column": {}} for s in ("rhyme", "cue")}, **r})
+    assert h["circuit_rhyme_heads"] == "+".join(c["rhyme"]["heads"])
+    assert h["n"]["circuit_rhyme_faithfulness"] == c["rhyme"]["n_pairs"] and "circuit_rhyme_faithfulness" in h["ci"]
+    assert "circuit_rhyme_random" in CONTROLS and "circuit_rhyme_random" in h["noop"]
+
+
 def test_the_ablation_verdict_says_whether_the_choice_matters():
     def out(*specific):
         o = {k: {"specific": s, "survival": {"rate": 0.5}} for k, s in zip(C.ABLATIONS, specific)}
