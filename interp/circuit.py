@@ -52,11 +52,12 @@ from interp.edits import Edit, activations, ending_logits, write_line2
 from interp.patching import ld, pair_runs
 from interp.prompts import well_formed
 from interp import shape
-from interp.stats import rate, ratio_of_sums
+from interp.stats import rate
 
 TARGET = 0.9      # the greedy stops once its set moves this much of what all heads move (on select pairs)
 MAX_HEADS = 6     # ... or at this many heads
 N_RANDOM = 20     # random head sets of the circuit's size: the control
+N_RANDOM_ABLATION = 10  # ... beside each ablation of the circuit
 ABLATIONS = ("zero", "mean", "resample")
 OPENER = ("l2_open1", "l2_open2", "l2_open3", "l2_open4")  # line 2's opener: what the mediated path writes
 
@@ -175,6 +176,19 @@ def pooled(nums, den, seed=0):
     return {**ratio_of_sums(mean, den, seed), "range": [min(each), max(each)] if each else None, "n_sets": len(nums)}
 
 
+def ratio_of_sums(num, den, seed=0, reps=1000):
+    """stats.ratio_of_sums (sum(num) / sum(den), None when sum(den) <= 0) with the same 95% bootstrap interval
+    over items, its resamples drawn in one batch: this module computes dozens of them per model."""
+    n = len(num)
+    if n == 0 or sum(den) <= 0:
+        return {"value": None, "n": n, "ci": [None, None]}
+    idx = torch.randint(0, n, (reps, n), generator=torch.Generator().manual_seed(seed))
+    d = torch.tensor(den, dtype=torch.float64)[idx].sum(1)
+    stats = (torch.tensor(num, dtype=torch.float64)[idx].sum(1) / d)[d > 0].sort().values.tolist()
+    return {"value": sum(num) / sum(den), "n": n,
+            "ci": [stats[int(0.025 * len(stats))], stats[min(len(stats) - 1, int(0.975 * len(stats)))]]}
+
+
 def _value(num, den):
     return sum(num) / sum(den) if den and sum(den) > 0 else None
 
@@ -221,6 +235,10 @@ class EndingPairs(HeadPairs):
     def effect(self, num, heads, seed=0):
         return {**ratio_of_sums(num, self.den, seed), "noop_fraction": self.noop(heads)}
 
+    def check(self, num):
+        """A reference without an interval: all heads (1 by construction) or none (0)."""
+        return {"value": _value(num, self.den), "n": self.n}
+
 
 def ending_route(model, world, select, report, clean, seed=0, n_random=N_RANDOM):
     """The heads that move one fact (rhyme or cue swap pairs) into the position that predicts the ending:
@@ -238,7 +256,7 @@ def ending_route(model, world, select, report, clean, seed=0, n_random=N_RANDOM)
     fixed = [chosen, comp, heads, []]
     out = rep.patched(model, world, fixed + [[h] for h in heads] + randoms)
     (s_num, s_top), (c_num, c_top), (a_num, a_top), (n_num, _) = out[:4]
-    every = rep.effect(a_num, heads, seed)
+    every = rep.check(a_num)
     if every["value"] is not None:  # that position's whole column is B's: the measure's own check
         assert abs(every["value"] - 1) < 1e-3, f"all heads at the ending position move {every['value']}, not 1"
     table = attention_table(rep.masses, heads)
@@ -247,7 +265,7 @@ def ending_route(model, world, select, report, clean, seed=0, n_random=N_RANDOM)
     return {"heads": [head_name(h) for h in chosen], "select_steps": steps, "n_select": sel.n,
             "n_pairs": rep.n, "n_dropped": rep.run.n_dropped,
             "faithfulness": rep.effect(s_num, chosen, seed), "complement": rep.effect(c_num, comp, seed),
-            "all": every, "none": rep.effect(n_num, [], seed),
+            "all": every, "none": rep.check(n_num),
             "random": {**pooled([num for num, _ in out[4 + len(heads):]], rep.den, seed), "size": len(chosen),
                        "noop_fraction": rep.noop_of(randoms)},
             "top1": rate(s_top), "top1_complement": rate(c_top), "top1_all": rate(a_top),
@@ -287,9 +305,11 @@ def shape_route(model, world, select_rows, report_rows, seed=0, n_random=N_RANDO
     heads = all_heads(model.cfg)
     sel = ShapePairs(model, world, select_rows)
     (sel_all, _), = sel.written(model, world, [heads])
-    if not sum(sel_all):
+    if not sum(sel_all):  # no circuit to look for; how far all heads move the length on report pairs still counts
+        rep = ShapePairs(model, world, report_rows)
+        (rep_all, rep_token), = rep.written(model, world, [heads])
         return {"skipped": "all heads at the line break write no valid couplet at the donor's length on select pairs",
-                "n_select": sel.n}
+                "n_select": sel.n, "n_pairs": rep.n, "length": {"all": rate(rep_all)}, "token": {"all": rate(rep_token)}}
 
     def score(sets):
         return [(_value([float(x) for x in v], [float(x) for x in sel_all]), sum(t)) for v, t in
@@ -334,7 +354,7 @@ def opener_readers(model, world, rows):
 
 
 # ---- 7. ablation beside patching ----------------------------------------------------------------------------
-def ablation(model, world, line1s, line2s, circuit_heads, seed=0, n_random=N_RANDOM):
+def ablation(model, world, line1s, line2s, circuit_heads, seed=0, n_random=N_RANDOM_ABLATION):
     """Zero, mean and resample ablation of the circuit's heads (and of random sets of its size) at the position
     that predicts the ending, each prompt's clean line 2 teacher-forced (step 7 of the module docstring)."""
     keep = [i for i, x in enumerate(line2s) if well_formed(x)]
@@ -413,7 +433,7 @@ def circuit(model, world, swap, length_pairs, report_line1s, report_line2s, clea
         out["shape"] = shape_route(model, world, length_pairs["select"][0], length_pairs["report"][0], seed, n_random)
         out["shape"]["readers"] = opener_readers(model, world, length_pairs["report"][0])
     union = [h for slot in ("rhyme", "cue") for h in parse_heads("+".join(out[slot].get("heads", [])))]
-    out["ablation"] = ablation(model, world, report_line1s, report_line2s, list(dict.fromkeys(union)), seed, n_random)
+    out["ablation"] = ablation(model, world, report_line1s, report_line2s, list(dict.fromkeys(union)), seed)
     out["seconds"] = round(time.time() - t0, 2)
     return out
 

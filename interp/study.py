@@ -150,7 +150,11 @@ class Inputs:
         return probe_maps(self.acts, control_acts, y, self.hooks, self._acts[1])
 
     def swap_pairs(self, split, slot, seed):
-        return swap_pairs(self.world, self.named[split], slot, seed)[:self.cfg.n_pairs]
+        """One prompt set's swap pairs, built once per (split, slot, seed) for every experiment that asks."""
+        built = self.__dict__.setdefault("_swap_pairs", {})
+        if (split, slot, seed) not in built:
+            built[split, slot, seed] = swap_pairs(self.world, self.named[split], slot, seed)[:self.cfg.n_pairs]
+        return built[split, slot, seed]
 
     @cached_property
     def report_patching(self):

@@ -7,6 +7,7 @@ from html import escape
 
 from interp.patching import CARRIES, WEAK
 from page.html import bars, curves, effect, fmt_seeds, heatmap, num, page, rate, table
+from page.circuit_section import circuit_section
 from page.search_section import search
 from page.shape_section import shape_plan, planning_table
 from page.viewer import graph_viewer
@@ -422,6 +423,7 @@ def render(results):
             shape_plan(main), planning_table(results["models"]), q2_smeared(main),
             q3_baked(results), q4_composed(main), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
+    body.insert(len(body) - 1, circuit_section(results))  # how each fact moves, before the world search
     return page("Does a tiny poet plan its rhyme?", "".join(body))
 
 

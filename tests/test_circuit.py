@@ -145,6 +145,17 @@ def test_a_pooled_control_is_the_mean_of_its_sets_effects():
     assert out["n"] == 3 and out["n_sets"] == 2 and C.pooled([], den)["value"] is None
 
 
+def test_the_batched_bootstrap_is_the_ratio_of_sums_of_interp_stats():
+    from interp.stats import ratio_of_sums
+    g = torch.Generator().manual_seed(0)
+    den = (torch.rand(120, generator=g) + 0.2).tolist()
+    num = [d * x for d, x in zip(den, (torch.rand(120, generator=g) * 1.2).tolist())]
+    fast, slow = C.ratio_of_sums(num, den, seed=3), ratio_of_sums(num, den, seed=3)
+    assert fast["value"] == pytest.approx(slow["value"]) and fast["n"] == slow["n"] == 120
+    assert fast["ci"][0] < fast["value"] < fast["ci"][1] and fast["ci"] == pytest.approx(slow["ci"], abs=0.03)
+    assert C.ratio_of_sums(num, [-1.0] * 120)["value"] is None and C.ratio_of_sums([], [])["ci"] == [None, None]
+
+
 def test_a_head_job_is_read_from_its_attention():
     roles = ["cue", "rhyme", "nl"]
     assert C.job("L1H2", roles, [0.1, 0.8, 0.1], "ending") == ("L1H2: rhyme -> ending", "rhyme")
@@ -197,6 +208,25 @@ def test_the_circuit_experiment_is_fast_and_its_headline_counts(poet_circuit):
     assert h["circuit_rhyme_heads"] == "+".join(c["rhyme"]["heads"])
     assert h["n"]["circuit_rhyme_faithfulness"] == c["rhyme"]["n_pairs"] and "circuit_rhyme_faithfulness" in h["ci"]
     assert "circuit_rhyme_random" in CONTROLS and "circuit_rhyme_random" in h["noop"]
+
+
+def test_the_page_draws_every_circuit_head_with_its_numbers(poet_circuit):
+    from interp.headline import headline
+    from page.circuit_section import circuit_section, circuit_markdown
+    import worlds
+    r = poet_circuit[0]
+    seed = {"seed": 0, **headline({"quality": {"valid": 1.0, "n": 20},
+                                   "patching": {s: {"column": {}} for s in ("rhyme", "cue")}, **r})}
+    results = {"models": {"main": {**r, "seeds": [seed], "circuit_prediction": worlds.MODELS["main"].circuit_prediction}}}
+    html, md = circuit_section(results), "\n".join(circuit_markdown(results))
+    c = r["circuit"]
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    for route in ("rhyme", "cue", "shape"):
+        for h in c[route].get("heads", []):
+            assert f">{h}</text>" in svg and f"{h} attends to" in svg  # its box and the positions it reads
+        assert f"{c[route]['faithfulness']['value']:.2f}" in html  # its number, read from the result
+    assert "<title>" in svg and "main | 0 | " + c["rhyme"]["heads"][0] in md
+    assert ("held" in md or "FAILED" in md) and "prediction" in md
 
 
 def test_the_ablation_verdict_says_whether_the_choice_matters():
