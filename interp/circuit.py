@@ -48,7 +48,7 @@ import torch
 
 from couplet_rules import commit_split, roles as roles_of
 from data import ROLES
-from interp.edits import Edit, activations, ending_logits, write_line2
+from interp.edits import Edit, activations, ending_logits, ending_logits_per_set, write_line2
 from interp.patching import ld, pair_runs
 from interp.prompts import well_formed
 from interp import shape
@@ -222,15 +222,15 @@ class EndingPairs(HeadPairs):
         self.den = [b - a for a, b in zip(run.ld_a, run.ld_b)]
 
     def patched(self, model, world, sets):
-        """For each head set: (per-pair change of LD from A's, per-pair argmax is B's word), one batched run."""
+        """For each head set: (per-pair change of LD from A's, per-pair argmax is B's word): one batched run, the
+        tokens before the patched position run once (edits.ending_logits_per_set)."""
         if not sets or not self.n:
             return [([], []) for _ in sets]
-        run, rows = self.run, [i for _ in sets for i in range(self.n)]
-        edits = [head_edits(s, self.pos[i], self.zb[i]) for s in sets for i in range(self.n)]
-        logits = ending_logits(model, world, [run.a[i] for i in rows], [run.prefix[i] for i in rows], edits)
-        lds, top = ld(logits, run.ea[rows], run.eb[rows]), (logits.argmax(-1) == run.eb[rows]).tolist()
-        return [([lds[k * self.n + i] - run.ld_a[i] for i in range(self.n)], top[k * self.n:(k + 1) * self.n])
-                for k in range(len(sets))]
+        run = self.run
+        logits = ending_logits_per_set(model, world, run.a, run.prefix,
+                                       [[head_edits(s, self.pos[i], self.zb[i]) for i in range(self.n)] for s in sets])
+        return [([x - a for x, a in zip(ld(lg, run.ea, run.eb), run.ld_a)], (lg.argmax(-1) == run.eb).tolist())
+                for lg in logits]
 
     def effect(self, num, heads, seed=0):
         return {**ratio_of_sums(num, self.den, seed), "noop_fraction": self.noop(heads)}
@@ -377,16 +377,12 @@ def ablation(model, world, line1s, line2s, circuit_heads, seed=0, n_random=N_RAN
     zero, mean = torch.zeros_like(z[0]), z.mean(0)
     value = {"zero": lambda i: zero, "mean": lambda i: mean, "resample": lambda i: z[donors[i]]}
     out = {"n": len(a), "heads": heads_string(circuit_heads), "size": len(circuit_heads), "n_random": len(randoms)}
+    n = len(a)
     for kind in ABLATIONS:
-        edits = [head_edits(s, pos[i], value[kind](i)) for s in sets for i in range(len(a))]
-        logits = ending_logits(model, world, [x for _ in sets for x in a], [p for _ in sets for p in prefix], edits)
-        n = len(a)
-        res = []
-        for k in range(len(sets)):
-            lg = logits[k * n:(k + 1) * n]
-            survive = (lg.argmax(-1) == e).tolist()
-            drop = [c - d for c, d in zip(ld_clean, (lg[rows, e] - lg[rows, runner]).tolist())]
-            res.append((survive, drop))
+        logits = ending_logits_per_set(model, world, a, prefix,
+                                       [[head_edits(s, pos[i], value[kind](i)) for i in range(n)] for s in sets])
+        res = [((lg.argmax(-1) == e).tolist(),
+                [c - d for c, d in zip(ld_clean, (lg[rows, e] - lg[rows, runner]).tolist())]) for lg in logits]
         (c_surv, c_drop), rnd = res[0], res[1:]
         out[kind] = {"survival": rate(c_surv), "drop": ratio_of_sums(c_drop, ld_clean, seed),
                      "random_survival": {"rate": sum(sum(s) for s, _ in rnd) / (n * len(rnd)) if rnd else None,

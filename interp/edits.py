@@ -14,6 +14,9 @@ of Edits per prompt, handed to one of three batched runs:
                                                     logits at the position that predicts the ending,
                                                     with line 2's words before it teacher-forced
   activations(model, world, line1s, prefixes, hooks) every position's activation at those hooks
+  ending_logits_per_set(model, world, line1s, prefixes, edit_sets)
+                                                    ending_logits under many sets of edits at the last
+                                                    position only: the tokens before it run once per prompt
 
 Prompts are batched by length, so a batch needs no padding inside the prompt; an edit names its
 position per prompt, so prompts of one batch may differ in where a role sits.
@@ -112,6 +115,36 @@ def ending_logits(model, world, line1s, prefixes, edits=None, hooks=(), batch=51
         ids = torch.tensor([seqs[i] for i in idxs])
         row_hooks = edit_hooks([edits[i] for i in idxs]) if edits else []
         out[idxs] = model(ids, hooks=[*row_hooks, *hooks])[0][:, -1].float()
+    return out
+
+
+@torch.no_grad()
+def ending_logits_per_set(model, world, line1s, prefixes, edit_sets, batch=512):
+    """(S, N, vocab): ending_logits of every prompt under each of S edit sets (edit_sets[s][i]: Edits of prompt i,
+    all at its last position). The tokens before the last are the same under every set, so they run once per
+    prompt and their keys and values are reused (model.KVCache); only the last token runs S times."""
+    from model import KVCache
+    seqs = _sequences(world, line1s, prefixes)
+    out = torch.zeros(len(edit_sets), len(seqs), model.cfg.vocab_size)
+    for idxs in _batches([len(s) for s in seqs], batch):
+        ids, T = torch.tensor([seqs[i] for i in idxs]), len(seqs[idxs[0]])
+        for edits in edit_sets:
+            for e in (e for i in idxs for e in edits[i] or ()):
+                if e.pos != T - 1:
+                    raise ValueError("ending_logits_per_set edits the last position only")
+        past = KVCache()
+        model(ids[:, :-1], kv=past)
+        step = max(1, batch // len(idxs))  # edit sets per run
+        for s0 in range(0, len(edit_sets), step):
+            sets = edit_sets[s0:s0 + step]
+            kv = KVCache()
+            kv.length = past.length
+            kv.k = {n: t.repeat(len(sets), 1, 1, 1) for n, t in past.k.items()}
+            kv.v = {n: t.repeat(len(sets), 1, 1, 1) for n, t in past.v.items()}
+            kv.last_nl = None if past.last_nl is None else past.last_nl.repeat(len(sets))
+            rows = [[Edit(e.hook, 0, e.value, e.op, e.head) for e in edits[i] or ()] for edits in sets for i in idxs]
+            logits = model(ids[:, -1:].repeat(len(sets), 1), hooks=edit_hooks(rows), kv=kv)[0][:, -1].float()
+            out[s0:s0 + len(sets), idxs] = logits.view(len(sets), len(idxs), -1)
     return out
 
 

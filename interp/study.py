@@ -275,8 +275,9 @@ def run_shape(x):
 def run_circuit(x):
     swap = {slot: (x.swap_pairs("select", slot, x.cfg.seed + 1), x.swap_pairs("report", slot, x.cfg.seed))
             for slot in ("rhyme", "cue")}
+    n = x.cfg.n_pairs  # the ablations' report prompts: as many as the swap pairs
     return {"circuit": circuit(x.model, x.world, swap, x.length_pairs if shape.has_meter(x.world) else None,
-                               x.named["report"], x.l2["report"], x.clean, x.cfg.seed)}
+                               x.named["report"][:n], x.l2["report"][:n], x.clean, x.cfg.seed)}
 
 
 def run_ablation(x):

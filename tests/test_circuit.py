@@ -67,6 +67,28 @@ def test_an_edit_of_one_head_changes_that_head_alone_at_that_position():
         edit_hooks([[Edit("blocks.1.hook_resid_pre", 3, torch.zeros(32), head=0)]])
 
 
+@pytest.mark.parametrize("kind", [{}, {"nl_barrier": True}, {"pos": "rope", "attn_window": 4}])
+def test_logits_per_set_are_ending_logits_with_the_same_edits(kind):
+    """The tokens before the last run once and their keys and values are reused: the same logits as running every
+    (set, prompt) whole, in every architecture (learned positions, the line-break barrier, rotary and a window)."""
+    from interp.edits import ending_logits, ending_logits_per_set
+    world = CoupletWorld(CLASSIC)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=2, n_head=2, d_model=32,
+                          d_mlp=64, **kind)).eval()
+    couplets = world.split("test")[:12]
+    line1s, prefixes = [c.line1 for c in couplets], [c.line2[:-1] for c in couplets]
+    pos = [len(world.prompt_ids(l)) + len(p) - 1 for l, p in zip(line1s, prefixes)]
+    sets = [[[Edit(C.z_hook(l), p, torch.randn(16) * 3, head=h) for l, h in heads] for p in pos]
+            for heads in ([], [(0, 1)], [(1, 0), (0, 0)])]
+    got = ending_logits_per_set(model, world, line1s, prefixes, sets, batch=8)
+    for k, edits in enumerate(sets):
+        assert torch.allclose(got[k], ending_logits(model, world, line1s, prefixes, edits), atol=1e-4)
+    assert not torch.allclose(got[0], got[1], atol=1e-3)  # the edits bite: the check can fail
+    with pytest.raises(ValueError, match="last position"):
+        ending_logits_per_set(model, world, line1s, prefixes, [[[Edit(C.z_hook(0), 1, torch.zeros(16), head=0)]] * 12])
+
+
 # ---- 2-4. the re-read route -----------------------------------------------------------------------------------
 def test_all_heads_move_the_ending_exactly_one_and_no_head_zero(poet):
     """At the position that predicts the ending only line 1 differs, so B's output of every head there makes its
