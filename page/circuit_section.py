@@ -9,11 +9,10 @@ from html import escape
 from data import ROLES
 from interp.circuit import ROUTES, parse_heads, prediction_checks
 from interp.patching import CARRIES, WEAK
-from page.html import heatmap, num, rate, table
+from page.html import heatmap, interval, num, rate, table
 
 COLOUR = {"rhyme": "#2b6cb0", "cue": "#c05621", "shape": "#2f855a", "reader": "#805ad5"}
 MOVES = {"rhyme": "the rhyme", "cue": "the meaning", "shape": "the length", "reader": "the opener"}
-TARGET = {"rhyme": "ending", "cue": "ending", "shape": "nl", "reader": "ending"}
 ENDING = "end_art"  # the position that predicts the ending (the word before it)
 
 
@@ -37,7 +36,8 @@ def _route_sentence(name, r):
     size = len(r["heads"])
     strong = f["value"] is not None and f["value"] >= CARRIES and (c["value"] is None or c["value"] < WEAK)
     what = ("these heads are the route" if strong else
-            "these heads carry part of it" if f["value"] is not None and f["value"] >= WEAK else "no small set of heads carries it")
+            "these heads carry part of it" if f["value"] is not None and f["value"] >= WEAK else
+            "no small set of heads carries it")
     where = "the line break" if name == "shape" else "the position that predicts the ending"
     if name == "shape":
         unit = (f"of what all heads at the line break move (all heads: a valid couplet at the donor's length in "
@@ -47,13 +47,9 @@ def _route_sentence(name, r):
                 f"{num(r['top1_all']['rate'])})")
     return (f"<li><b>{MOVES[name].capitalize()}</b> reaches {where} through {size} head{'s' * (size != 1)} "
             f"({jobs}): copied alone from the other line 1 they move {num(f['value'])} {unit} "
-            f"(n = {f['n']} pairs, 95% CI {_ci(f['ci'])}); every other head together {num(c['value'])}; random sets "
-            f"of {size} head{'s' * (size != 1)} {num(x['value'])} (range {_ci(x.get('range'))} over {x.get('n_sets', 0)} "
-            f"sets): {what}.</li>")
-
-
-def _ci(ci):
-    return "–" if not ci or ci[0] is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+            f"(n = {f['n']} pairs, 95% CI {interval(f['ci'])}); every other head together {num(c['value'])}; "
+            f"random sets of {size} head{'s' * (size != 1)} {num(x['value'])} (range {interval(x.get('range'))} over "
+            f"{x.get('n_sets', 0)} sets): {what}.</li>")
 
 
 # ---- the diagram ----------------------------------------------------------------------------------------------
@@ -130,7 +126,8 @@ def diagram(c, n_layer):
             ex = bx + bw / 2 + (0 if src == t else (-bw / 4 if ROLES.index(src) < ROLES.index(t) else bw / 4))
             out.append(f'<path d="M{sx},{ybase + 3} C{sx},{ybase - 30} {ex},{by + bh + 30} {ex},{by + bh}" '
                        f'fill="none" stroke="{COLOUR[route]}" stroke-opacity="0.5" stroke-width="{1 + 7 * m:.1f}">'
-                       f'<title>{escape(h)} attends to {escape(src)}: {m:.2f} of its attention</title></path>')
+                       f'<title>{escape(h)} attends to {"line 2&#39;s opener" if route == "reader" else escape(src)}: '
+                       f'{m:.2f} of its attention</title></path>')
     drawn = set()
     for route, h, t, reads in items:
         bx, by = pos[(t, h)]
@@ -230,10 +227,10 @@ def ablations(ab):
     if not ab or "skipped" in ab:
         return ""
     kinds = ("zero", "mean", "resample")
-    drop = lambda e: f"{num(e['value'])} (95% CI {_ci(e['ci'])})"
+    drop = lambda e: f"{num(e['value'])} (95% CI {interval(e['ci'])})"
     rows = [[k, rate(ab[k]["survival"]), f"{num(ab[k]['random_survival']['rate'])} (range "
-             f"{_ci(ab[k]['random_survival']['range'])})", drop(ab[k]["drop"]),
-             f"{drop(ab[k]['random_drop'])}, range {_ci(ab[k]['random_drop']['range'])}",
+             f"{interval(ab[k]['random_survival']['range'])})", drop(ab[k]["drop"]),
+             f"{drop(ab[k]['random_drop'])}, range {interval(ab[k]['random_drop']['range'])}",
              "yes" if ab[k]["specific"] else "no"] for k in kinds]
     return (f"<h3>Ablation beside patching</h3><p>The circuit's heads ({escape(ab['heads'])}) at the position that "
             f"predicts the ending of {ab['n']} report prompts, replaced by zeros, by their mean over report prompts, "
@@ -259,7 +256,7 @@ def _route_cell(seed, route):
     n = (seed.get("n") or {}).get(f"circuit_{route}_faithfulness")
     ci = (seed.get("ci") or {}).get(f"circuit_{route}_faithfulness")
     return (f"{escape(heads)} ({escape(seed.get(f'circuit_{route}_reads') or '')})<br>"
-            f"{num(vals[0])} {_ci(ci)} / {num(vals[1])} / {num(vals[2])} (n = {n})")
+            f"{num(vals[0])} {interval(ci)} / {num(vals[1])} / {num(vals[2])} (n = {n})")
 
 
 def models_table(models):
@@ -277,7 +274,8 @@ def models_table(models):
             "heads at the line break. The last column checks each seed against the prediction written before it was "
             "measured.</p>" +
             table(["model", "seed", "rhyme", "cue", "shape", "prediction"], rows) +
-            (f"<p>The predictions (<code>worlds.CIRCUIT_PREDICTIONS</code>):</p><ul>{''.join(preds)}</ul>" if preds else ""))
+            (f"<p>The predictions (<code>worlds.CIRCUIT_PREDICTIONS</code>):</p><ul>{''.join(preds)}</ul>"
+             if preds else ""))
 
 
 def circuit_section(results):
@@ -310,7 +308,8 @@ def circuit_markdown(results):
             cells = [_route_cell(seed, r).replace("<br>", "; ") for r in ROUTES]
             checks = prediction_checks(pred, seed, m.get("n_layer", 0))
             rows.append([name, str(seed.get("seed"))] + cells +
-                        [", ".join(f"{k} {'held' if v else 'FAILED'}" for k, v in checks.items() if v is not None) or "–"])
+                        [", ".join(f"{k} {'held' if v else 'FAILED'}" for k, v in checks.items() if v is not None)
+                         or "–"])
     if not rows:
         return []
     return ["", "## The circuit, head by head", "",
