@@ -120,6 +120,7 @@ MODELS = {
 #   shape_layers "late" (layer >= n_layer / 2) or "early": where every head of the shape circuit sits
 #   ablation_depends  whether zero, mean and resample ablation disagree on the circuit being necessary
 LINE2 = ("l2_open1", "l2_open2", "l2_open3", "l2_open4", "l2_pronoun", "l2_verb")
+REREAD = {"reads": {"rhyme": ("rhyme",), "cue": ("cue",)}, "max_heads": {"rhyme": 4, "cue": 2}}  # line 1 read directly
 CIRCUIT_PREDICTIONS = {
     "main": {"text": "line 2 re-reads line 1, so a few early heads (layers 0-1) at the position that predicts the "
                      "ending read the rhyme word (at most 4 heads) and the cue word (at most 2) directly, and the "
@@ -128,8 +129,7 @@ CIRCUIT_PREDICTIONS = {
                      "least as often as its first word; at the ending position a later head reads the written "
                      "opener (>= 0.2 of its attention). Zero, mean and resample ablation agree that the circuit is "
                      "needed more than random heads.",
-             "reads": {"rhyme": ("rhyme",), "cue": ("cue",)}, "max_heads": {"rhyme": 4, "cue": 2},
-             "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
+             **REREAD, "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
     "barrier": {"text": "line 2 cannot see line 1, so the heads at the ending that move both facts attend to the "
                         "line break instead of the rhyme word and the cue (the same one or two heads for both); the "
                         "shape route: heads at the line break in the last layers read line 1 there.",
@@ -153,13 +153,11 @@ CIRCUIT_PREDICTIONS = {
                           "the shape route is stronger: heads at the line break in the last layers write the length, "
                           "and every head that moves the length also moves the opener's first word (the first word "
                           "names the length).",
-                  "reads": {"rhyme": ("rhyme",), "cue": ("cue",)}, "max_heads": {"rhyme": 4, "cue": 2},
-                  "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
+                  **REREAD, "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
     "myopic": {"text": "the ending's route is the main model's (early heads read the rhyme word and the cue "
                        "directly: a re-read needs no pre-caching); the line break holds no shape plan, so all its "
                        "heads together move the length in fewer than 0.2 of the pairs and there is no shape circuit.",
-               "reads": {"rhyme": ("rhyme",), "cue": ("cue",)}, "max_heads": {"rhyme": 4, "cue": 2},
-               "shape_moves": False, "shape_layers": None, "ablation_depends": False},
+               **REREAD, "shape_moves": False, "shape_layers": None, "ablation_depends": False},
 }
 MODELS = {name: replace(v, circuit_prediction=CIRCUIT_PREDICTIONS[name]) for name, v in MODELS.items()}
 
