@@ -6,7 +6,7 @@
     Edit(hook="blocks.0.attn.hook_z", pos=5, value=z, head=2)         # one head only: value (D,)
 
 Every experiment — patching, steering, injection, suppression, ablation, feature clamps — is a list
-of Edits per prompt, handed to one of three batched runs:
+of Edits per prompt, handed to one of the batched runs:
 
   write_line2(model, world, line1s, edits)          greedy line 2 after each prompt (free generation;
                                                     `forced` words can start line 2 teacher-forced)
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from data import EOS, PAD
+from model import KVCache
 
 
 @dataclass
@@ -123,7 +124,6 @@ def ending_logits_per_set(model, world, line1s, prefixes, edit_sets, batch=512):
     """(S, N, vocab): ending_logits of every prompt under each of S edit sets (edit_sets[s][i]: Edits of prompt i,
     all at its last position). The tokens before the last are the same under every set, so they run once per
     prompt and their keys and values are reused (model.KVCache); only the last token runs S times."""
-    from model import KVCache
     seqs = _sequences(world, line1s, prefixes)
     out = torch.zeros(len(edit_sets), len(seqs), model.cfg.vocab_size)
     for idxs in _batches([len(s) for s in seqs], batch):

@@ -14,6 +14,16 @@ from page.html import heatmap, interval, num, rate, table
 COLOUR = {"rhyme": "#2b6cb0", "cue": "#c05621", "shape": "#2f855a", "reader": "#805ad5"}
 MOVES = {"rhyme": "the rhyme", "cue": "the meaning", "shape": "the length", "reader": "the opener"}
 ENDING = "end_art"  # the position that predicts the ending (the word before it)
+# the circuit's headline keys (interp/headline.py) as the page's and results.md's tables name them
+CIRCUIT_LABELS = {
+    **{f"circuit_{r}_{m}": f"circuit ({what}): {how}" for r, what in (
+        ("rhyme", "rhyme-swap pairs, heads at the ending, normalized LD"),
+        ("cue", "cue-swap pairs, heads at the ending, normalized LD"),
+        ("shape", "heads at the line break, valid couplets at the donor's length relative to all heads"))
+       for m, how in (("faithfulness", "the greedy set alone (faithfulness)"),
+                      ("complement", "every other head (complement)"),
+                      ("random", "random sets of the same size (control)"))},
+    "circuit_shape_all_rate": "all heads at the line break copied: a valid couplet at the donor's length"}
 
 
 def _heads(r):

@@ -7,7 +7,7 @@ from html import escape
 
 from interp.patching import CARRIES, WEAK
 from page.html import bars, curves, effect, fmt_seeds, heatmap, num, page, rate, table
-from page.circuit_section import circuit_section
+from page.circuit_section import CIRCUIT_LABELS, circuit_section
 from page.search_section import search
 from page.shape_section import shape_plan, planning_table
 from page.viewer import graph_viewer
@@ -50,6 +50,7 @@ HEADLINE_LABELS = {
                                     "switches the opener's length and writes a valid cell-mate",
     "planned_length_features_control_rate": "the same criterion at line 1's verb",
 }
+HEADLINE_LABELS.update(CIRCUIT_LABELS)
 
 
 def strength(v):
