@@ -164,6 +164,7 @@ def run(cfg, scfg, jobs=1, threads=None):
         results["models"][name] = {"what": worlds.MODELS[name].what,
                                    "shape_prediction": worlds.MODELS[name].prediction,
                                    "predictions": checked(worlds.MODELS[name].expect, per_seed),
+                                   "circuit_prediction": worlds.MODELS[name].circuit_prediction,
                                    "headline": aggregate(per_seed),
                                    "headline_seeds_measured": measured, "seeds": per_seed, **mine[0][1]}
     search = os.path.join(cfg.out, "search", "search.json")

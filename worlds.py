@@ -10,7 +10,7 @@ main model's seed 0 is `out/model.pt`; every other (model, seed) is `out/worlds/
 and prints one row per candidate, failures included. Each candidate's prediction was written here
 *before* it was run; the rows say what happened.
 """
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 import argparse
 import json
 import os
@@ -39,6 +39,7 @@ class Variant:
     what: str = ""
     prediction: str = ""
     expect: tuple = ()   # the prediction as rules on headline keys (interp/claims.Expect), checked by the report
+    circuit_prediction: dict = field(default_factory=dict)  # CIRCUIT_PREDICTIONS: the heads, written before measuring
 
     @property
     def overrides(self):
@@ -140,6 +141,57 @@ MODELS = {
                     "pre-caching: opener, green and habit rates within the main model's seed range.", myopic=True,
                     expect=(E("shape_donor_valid_rate", "n<", 10), E("nl_ld_rhyme", "<", 0.2))),
 }
+
+
+# What each model's circuit was predicted to be (interp/circuit.py), written before any circuit was measured on a
+# trained model of its world. `text` says it in words; the rest is what the page checks against the numbers:
+#   reads        {slot: roles}: the head the greedy picks first (the one that moves most) attends most to one of
+#                these roles (couplet_rules.roles names) from the position that predicts the ending
+#   max_heads    {slot: k}: the greedy set has at most k heads and keeps >= 0.8 of the effect on report pairs
+#   shape_moves  all heads at the line break write valid couplets at the donor's length in >= 0.2 of the pairs
+#   shape_layers "late" (layer >= n_layer / 2) or "early": where every head of the shape circuit sits
+#   ablation_depends  whether zero, mean and resample ablation disagree on the circuit being necessary
+LINE2 = ("l2_open1", "l2_open2", "l2_open3", "l2_open4", "l2_pronoun", "l2_verb")
+REREAD = {"reads": {"rhyme": ("rhyme",), "cue": ("cue",)}, "max_heads": {"rhyme": 4, "cue": 2}}  # line 1 read directly
+CIRCUIT_PREDICTIONS = {
+    "main": {"text": "line 2 re-reads line 1, so a few early heads (layers 0-1) at the position that predicts the "
+                     "ending read the rhyme word (at most 4 heads) and the cue word (at most 2) directly, and the "
+                     "rest of the heads carry little (complement <= 0.2, random sets of the same size <= 0.25). The "
+                     "shape route: heads at the line break in the last layers, which move the opener's length at "
+                     "least as often as its first word; at the ending position a later head reads the written "
+                     "opener (>= 0.2 of its attention). Zero, mean and resample ablation agree that the circuit is "
+                     "needed more than random heads.",
+             **REREAD, "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
+    "barrier": {"text": "line 2 cannot see line 1, so the heads at the ending that move both facts attend to the "
+                        "line break instead of the rhyme word and the cue (the same one or two heads for both); the "
+                        "shape route: heads at the line break in the last layers read line 1 there.",
+                "reads": {"rhyme": ("nl",), "cue": ("nl",)}, "max_heads": {"rhyme": 2, "cue": 2},
+                "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
+    "window": {"text": "the ending cannot see line 1 or the line break (more than 5 tokens back), so the heads that "
+                       "move the facts at the ending read line 2's own words (pronoun, verb, opener), which relay "
+                       "line 1 forward; more heads are needed than in the main model (up to 6) and no single one "
+                       "carries most. The line break sees line 1's last words but not its cue, and its one-layer "
+                       "patch never moved the opener's length (docs/results.md): all its heads together move the "
+                       "length in fewer than 0.2 of the pairs, no shape circuit.",
+               "reads": {"rhyme": LINE2, "cue": LINE2}, "max_heads": {"rhyme": 6, "cue": 6},
+               "shape_moves": False, "shape_layers": None, "ablation_depends": False},
+    "linebreak": {"text": "two layers, the second the only global one: the rhyme is moved by one or two layer-1 heads "
+                          "at the ending that attend to the line break; the meaning by a layer-1 head that attends "
+                          "to line 1's last article (which, in the local layer 0, saw the meaning noun). No meter, "
+                          "so no shape route.",
+                  "reads": {"rhyme": ("nl",), "cue": ("rhyme_art",)}, "max_heads": {"rhyme": 2, "cue": 3},
+                  "shape_moves": None, "shape_layers": None, "ablation_depends": False},
+    "committed": {"text": "as the main model for the ending (early heads read the rhyme word and the cue directly); "
+                          "the shape route is stronger: heads at the line break in the last layers write the length, "
+                          "and every head that moves the length also moves the opener's first word (the first word "
+                          "names the length).",
+                  **REREAD, "shape_moves": True, "shape_layers": "late", "ablation_depends": False},
+    "myopic": {"text": "the ending's route is the main model's (early heads read the rhyme word and the cue "
+                       "directly: a re-read needs no pre-caching); the line break holds no shape plan, so all its "
+                       "heads together move the length in fewer than 0.2 of the pairs and there is no shape circuit.",
+               **REREAD, "shape_moves": False, "shape_layers": None, "ablation_depends": False},
+}
+MODELS = {name: replace(v, circuit_prediction=CIRCUIT_PREDICTIONS[name]) for name, v in MODELS.items()}
 
 
 def checkpoint_path(out, name, seed=0):

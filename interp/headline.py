@@ -3,6 +3,7 @@
 Each key has one meaning in every model and seed: a rate is over the edits that exist, with its n and 95%
 interval beside it, and where a site differs between seeds the site is a key of its own, never averaged.
 """
+from interp import circuit
 from interp import interventions as iv
 from interp import shape
 
@@ -28,6 +29,14 @@ CONTROLS = ("shape_donor_valid_control_rate", "green_random_rate", "green_contro
             "add_only_other_rhyme_random_rate", "add_only_other_meaning_random_rate", "add_only_two_facts_random_rate",
             "length_features_random_rate", "length_features_control_rate")
 SITE_KEYS = ("intervention_site", "shape_layer", "green_site", "habit_site")
+# the circuit, head by head (interp/circuit.py): each route's faithfulness and complement, random head sets of its
+# size (controls), all heads at the line break (shape); its heads, what each reads and the ablation verdict are per
+# seed and never averaged (site keys)
+CIRCUIT = tuple(f"circuit_{r}_{m}" for r in circuit.ROUTES for m in ("faithfulness", "complement", "random")) + \
+    ("circuit_shape_all_rate",)
+HEADLINE += CIRCUIT
+CONTROLS += tuple(k for k in CIRCUIT if k.endswith("_random"))
+SITE_KEYS += tuple(f"circuit_{r}_{x}" for r in circuit.ROUTES for x in ("heads", "reads")) + ("circuit_ablation",)
 
 
 def headline(r):
@@ -101,6 +110,7 @@ def headline(r):
     c = r.get("composition") or {}
     put("composition_valid_seen_rate", c.get("valid_seen"))
     put("composition_valid_holdout_rate", c.get("valid_holdout"))
+    circuit.headline_part(r.get("circuit"), put, h)
     return {**{key: h.get(key) for key in HEADLINE + SITE_KEYS}, "n": {key: v for key, v in n.items() if v is not None},
             "k": {key: v for key, v in k.items() if v is not None},
             "ci": {key: v for key, v in ci.items() if v is not None}, "noop": noop}

@@ -26,6 +26,9 @@ The experiments, in the study's order (EXPERIMENTS):
   9. composition    held-out (cue word, family) pairs: behaviour, probes, additivity
  10. transcoder     (optional) a cross-layer transcoder judged at the ending token, with an
                     untrained transcoder's graph scores as the floor; planned-word and -length features
+  +  circuit        (after patching) the heads that move the rhyme and the cue into the ending and the
+                    shape into the line break, each with its job, chosen on select pairs, faithfulness /
+                    complement / random heads on report pairs; ablations beside it (interp/circuit.py)
 The headline numbers of a result are interp/headline.py's.
 """
 from collections import Counter
@@ -47,6 +50,7 @@ from interp.edits import ending, resid_hooks
 from interp.patching import patching, choose_causal_sites
 from interp.probes import by_role, labels, probe_maps, choose_sites, cell_favourite_rate
 from interp import shape
+from interp.circuit import circuit
 from interp.prompts import Clean, prompt_sets, swap_pairs, well_formed
 from interp.quality import evaluate
 from interp.stats import rate
@@ -146,7 +150,11 @@ class Inputs:
         return probe_maps(self.acts, control_acts, y, self.hooks, self._acts[1])
 
     def swap_pairs(self, split, slot, seed):
-        return swap_pairs(self.world, self.named[split], slot, seed)[:self.cfg.n_pairs]
+        """One prompt set's swap pairs, built once per (split, slot, seed) for every experiment that asks."""
+        built = self.__dict__.setdefault("_swap_pairs", {})
+        if (split, slot, seed) not in built:
+            built[split, slot, seed] = swap_pairs(self.world, self.named[split], slot, seed)[:self.cfg.n_pairs]
+        return built[split, slot, seed]
 
     @cached_property
     def report_patching(self):
@@ -190,6 +198,13 @@ class Inputs:
         dirs = self.site_directions[0]
         return {kind: {k: iv.injection_targets(self.world, self.named[k], self.planned[k], dirs, kind, self.cfg.seed)
                        for k in self.planned} for kind in iv.KINDS}
+
+    @cached_property
+    def length_pairs(self):
+        """{set: (donor rows, control rows)}: the shape measure's pairs (shape.length_pairs) of select and report
+        prompts, built once for every experiment that patches between lengths."""
+        return {k: shape.length_pairs(self.world, self.named[k], self.clean, self.cfg.seed + (k == "select"))
+                for k in ("select", "report")}
 
     @cached_property
     def runners(self):
@@ -257,6 +272,14 @@ def run_shape(x):
             {"skipped": "this world has no meter: line 2's opener does not depend on the ending"}}
 
 
+def run_circuit(x):
+    swap = {slot: (x.swap_pairs("select", slot, x.cfg.seed + 1), x.swap_pairs("report", slot, x.cfg.seed))
+            for slot in ("rhyme", "cue")}
+    n = x.cfg.n_pairs  # the ablations' report prompts: as many as the swap pairs
+    return {"circuit": circuit(x.model, x.world, swap, x.length_pairs if shape.has_meter(x.world) else None,
+                               x.named["report"][:n], x.l2["report"][:n], x.clean, x.cfg.seed)}
+
+
 def run_ablation(x):
     return {"ablation": iv.resample(x.model, x.world, x.sets.report, x.l2["report"], ABLATION_ROLES, x.cfg.seed)}
 
@@ -272,6 +295,7 @@ def run_transcoder(x):
 
 # name -> (the experiment, whether it needs the intervention site); in the study's order
 EXPERIMENTS = {"quality": (run_quality, False), "probes": (run_probes, False), "patching": (run_patching, False),
+               "circuit": (run_circuit, False),
                "injection": (run_injection, True), "suppression": (run_suppression, True),
                "sweep": (run_sweep, True), "shape": (run_shape, True), "ablation": (run_ablation, True),
                "composition": (run_composition, True), "transcoder": (run_transcoder, True)}
@@ -336,8 +360,7 @@ def shape_section(x):
     final residual), the rates on report pairs beside a control that could fail (the same patch from donors
     whose opener has A's length) and a positive control (B's opener teacher-forced); every prompt position
     and layer as a map; the length probe; green and habit at the line break."""
-    (sel, _), (rep, same) = (shape.length_pairs(x.world, x.named[k], x.clean, x.cfg.seed + (k == "select"))
-                             for k in ("select", "report"))
+    (sel, _), (rep, same) = x.length_pairs["select"], x.length_pairs["report"]
     layers = shape.searchable_layers(x.model.cfg)
     layer = shape.choose_layer(shape.shape_patching(x.model, x.world, sel, ["nl"], layers), layers)
     grid = shape.shape_patching(x.model, x.world, rep, x.prompt_roles)

@@ -3,6 +3,7 @@
 The README quotes no number of its own: it points here (docs/results.md is this file, copied from the
 run that the README describes), so every number a reader sees was written by a run."""
 from interp.claims import THRESHOLDS, claim_results, verdict_word
+from page.circuit_section import circuit_markdown
 from page.html import fmt_seeds
 from page.render import HEADLINE_LABELS
 from page.shape_section import PLANNING_ROWS, n_range, seed_cell
@@ -72,6 +73,7 @@ def markdown(results):
         "",
     ]
     parts += [f"- **{n}**: {m['shape_prediction']}" for n, m in models.items() if m.get("shape_prediction")]
+    parts += circuit_markdown(results)
     return "\n".join(parts) + "\n"
 
 

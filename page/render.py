@@ -7,6 +7,7 @@ from html import escape
 
 from interp.claims import THRESHOLDS, claim_results, verdict_word
 from page.html import bars, curves, effect, fmt_seeds, heatmap, interval, num, page, rate, table
+from page.circuit_section import CIRCUIT_LABELS, circuit_section
 from page.search_section import search
 from page.shape_section import shape_plan, shape_verdict, planning_table
 from page.viewer import graph_viewer
@@ -58,6 +59,7 @@ HEADLINE_LABELS = {
     "composition_valid_seen_rate": "valid couplets, seen (cue word, family) pairs",
     "composition_valid_holdout_rate": "valid couplets, held-out (cue word, family) pairs",
 }
+HEADLINE_LABELS.update(CIRCUIT_LABELS)
 
 
 def strength(v):
@@ -488,7 +490,7 @@ def render(results):
     main = results["models"]["main"]
     # the four answers first (verdict, one figure, evidence), then the tables and the detail behind them
     body = [header(results), q1_where(results["models"]), shape_plan(results["models"]["main"]), q2_smeared(main),
-            q3_baked(results), q4_composed(results["models"]), claims_table(results["models"]),
+            q3_baked(results), q4_composed(results["models"]), circuit_section(results), claims_table(results["models"]),
             planning_table(results["models"]), reading_guide(),
             headline_table(results), interventions(main), probes(main), single_layer(main), clt(main),
             recheck(results), search(results)]
