@@ -52,7 +52,7 @@ from interp.edits import Edit, activations, ending_logits, ending_logits_per_set
 from interp.patching import ld, pair_runs
 from interp.prompts import well_formed
 from interp import shape
-from interp.stats import rate
+from interp.stats import rate, ratio_of_sums
 
 TARGET = 0.9      # the greedy stops once its set moves this much of what all heads move (on select pairs)
 MAX_HEADS = 6     # ... or at this many heads
@@ -174,19 +174,6 @@ def pooled(nums, den, seed=0):
     mean = [sum(col) / len(nums) for col in zip(*nums)]
     each = [v for v in (_value(x, den) for x in nums) if v is not None]
     return {**ratio_of_sums(mean, den, seed), "range": [min(each), max(each)] if each else None, "n_sets": len(nums)}
-
-
-def ratio_of_sums(num, den, seed=0, reps=1000):
-    """stats.ratio_of_sums (sum(num) / sum(den), None when sum(den) <= 0) with the same 95% bootstrap interval
-    over items, its resamples drawn in one batch: this module computes dozens of them per model."""
-    n = len(num)
-    if n == 0 or sum(den) <= 0:
-        return {"value": None, "n": n, "ci": [None, None]}
-    idx = torch.randint(0, n, (reps, n), generator=torch.Generator().manual_seed(seed))
-    d = torch.tensor(den, dtype=torch.float64)[idx].sum(1)
-    stats = (torch.tensor(num, dtype=torch.float64)[idx].sum(1) / d)[d > 0].sort().values.tolist()
-    return {"value": sum(num) / sum(den), "n": n,
-            "ci": [stats[int(0.025 * len(stats))], stats[min(len(stats) - 1, int(0.975 * len(stats)))]]}
 
 
 def _value(num, den):
