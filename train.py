@@ -234,10 +234,6 @@ class Run:
             names = ", ".join(f"--{k.replace('_', '-')} ({there} there, {now} now)" for k, there, now in differ)
             raise TrainError(f"{self.path} was trained with other settings: {names}; resume with the same flags "
                              f"or drop --resume")
-        moved = numerics.differences(ckpt.get("numerics"))
-        if moved:  # the rest of the run would compute other bits than its start did
-            raise TrainError(f"{self.path} was trained under other CPU settings ({numerics.describe(moved)}); "
-                             f"resume under those (plumbing/numerics.py) or drop --resume")
         try:
             self.model.load_state_dict(old.state_dict())
             peaks = [g["peak_lr"] for g in self.opt.param_groups]
@@ -249,6 +245,10 @@ class Run:
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{self.path}: holds no usable training state ({type(e).__name__}); "
                                   f"drop --resume to start over") from None
+        moved = numerics.differences(ckpt.get("numerics"))
+        if moved:  # the rest of the run would compute other bits than its start did
+            raise TrainError(f"{self.path} was trained under other CPU settings ({numerics.describe(moved)}); "
+                             f"resume under those (plumbing/numerics.py) or drop --resume")
 
     def checkpoint(self, metrics=None):
         if self.rank != 0:

@@ -33,7 +33,7 @@ def test_the_numerics_setting_is_applied_before_torch_and_recorded():
                                       "print(json.dumps(numerics.state()))"], capture_output=True, text=True,
                                      cwd=ROOT, env={**os.environ, **env})
     pinned, native = (json.loads(run({numerics.OPT_OUT: m}).stdout) for m in ("pinned", "native"))
-    assert pinned["numerics"] == "pinned" and pinned["mkl_cbwr"] == "AVX2"
+    assert pinned["numerics"] == "pinned" and pinned["mkl_cbwr"] == numerics.PINNED["MKL_CBWR"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         assert pinned["cpu_capability"] == "AVX2"
     assert native["numerics"] == "native" and native["mkl_cbwr"] == ""  # what a pinned parent set is taken off
