@@ -456,8 +456,9 @@ print(f"per head (rows: layers): {per_head.numpy().round(2).tolist()}")
 print(f"the strongest head is L{best_l}H{best_h} (effect {per_head[best_l, best_h]:.2f}); from the ending's position it "
       f"attends to {top_role} ({mass:.2f} of its attention)")
 show(heatmap(per_head.tolist(), [f"L{l}" for l in range(model.cfg.n_layer)], [f"H{h}" for h in range(H)],
-             "Step 8: one head's output copied from B (rhyme swaps)", "head", "layer",
-             f"n = {len(A)} pairs. The effect of patching that head alone at the position that predicts the ending."),
+             "Step 8: one head", "head", "layer",
+             f"Rhyme swaps, n = {len(A)} pairs: the effect of copying that head's output alone from B's run, at the "
+             f"position that predicts the ending."),
      "step8_heads")
 # Check: the head you name is the one that moves the ending most.
 chosen = (best_l, best_h)

@@ -45,8 +45,8 @@ class Expect:
 
     def per_seed(self, h):
         """True / False for one seed's headline h, None when it did not measure the key."""
-        if self.op == "n<":
-            n = h.get("n", {}).get(self.key)
+        if self.op == "n<":  # a seed that measured the model but counted nothing for the key counted 0 items
+            n = h.get("n", {}).get(self.key, 0 if h.get("valid") is not None else None)
             return None if n is None else n < self.value
         a = h.get(self.key)
         b = h.get(self.value) if isinstance(self.value, str) else self.value
@@ -94,20 +94,22 @@ CLAIMS = (
           "barely moves the ending when line 2's words are held.", (E("nl_ld_rhyme", "<", WEAK), E("nl_ld_cue", "<", WEAK))),
     Claim("C2", "main", "A probe reads the future ending at the line break no better than the cell's favourite "
           "ending does: readable, but not a word-level plan.", (E("ending_probe_nl", "<=", "cell_favourite_rate"),)),
-    Claim("C3", "main", "The line break stores the line's shape: patched at one layer from a line 1 whose ending has "
-          "another length, it makes the model write a valid couplet at that length far more often than the same "
-          "patch from a donor of the same length.", (E("shape_donor_valid_rate", "beats", "shape_donor_valid_control_rate"),)),
+    Claim("C3", "main", "In some seeds, not every one, the line break stores the line's shape: patched at one layer "
+          "from a line 1 whose ending has another length, it makes the model write a valid couplet at that length far "
+          "more often than the same patch from a donor of the same length.",
+          (E("shape_donor_valid_rate", "beats", "shape_donor_valid_control_rate", "any"),)),
     Claim("C4", "main", "Adding another length's direction at the line break ('green') writes a valid couplet ending "
           "in the cell-mate of that length far more often than a random direction does.",
           (E("green_valid_rate", "beats", "green_random_rate"),)),
     Claim("C5", "main", "Subtracting the planned length's direction ('rabbit -> habit') writes a valid couplet ending "
-          "in the model's runner-up more often than a random direction does.",
-          (E("habit_valid_rate", "beats", "habit_random_rate"),)),
+          "in the model's runner-up more often than a random direction does in every seed, far more in some.",
+          (E("habit_valid_rate", ">", "habit_random_rate"), E("habit_valid_rate", "beats", "habit_random_rate", "any"))),
     Claim("C6", "main", "With the opener teacher-forced, green and habit almost never reach the ending: the shape "
           "reaches it through the words the model writes.",
           (E("green_forced_rate", "<", WEAK), E("habit_forced_rate", "<", WEAK))),
-    Claim("C7", "main", "Transcoder features at the line break whose ablation switches the opener's length beat "
-          "random directions of the same norm.", (E("length_features_rate", "beats", "length_features_random_rate"),)),
+    Claim("C7", "main", "Transcoder features at the line break whose ablation switches the opener's length do so more "
+          "often than random directions of the same norm, in every seed.",
+          (E("length_features_rate", ">", "length_features_random_rate"),)),
     Claim("C8", "committed", "Where each opener length has its own first words, the shape plan is strong: the patch "
           "beats its control and green and habit work in most eligible prompts.",
           (E("shape_donor_valid_rate", "beats", "shape_donor_valid_control_rate"), E("green_valid_rate", ">=", 0.7),
@@ -118,8 +120,8 @@ CLAIMS = (
           "at least one seed.", (E("nl_ld_rhyme", ">=", CARRIES, "any"),)),
     Claim("C11", "myopic", "Without gradients from later tokens the model hardly varies the opener's length: too few "
           "line 1s have a donor of another length to measure a shape plan.", (E("shape_donor_valid_rate", "n<", 10),)),
-    Claim("C12", "main", "Held-out (cue word, rhyme family) pairs are written validly about as often as seen ones.",
-          (E("composition_valid_holdout_rate", ">=", 0.9),)),
+    Claim("C12", "main", "Held-out (cue word, rhyme family) pairs are written validly in most prompts in every seed, "
+          "though not always as often as seen ones.", (E("composition_valid_holdout_rate", ">=", 0.8),)),
 )
 
 

@@ -29,7 +29,7 @@ def rate(r):
     if not r or r.get("rate") is None:
         return "– (n = 0)"
     if (r.get("noop_fraction") or 0) > THRESHOLDS["noop"]:
-        return f"no-op: {r['noop_fraction']:.0%} of its edits change nothing (not a control)"
+        return f"no-op: {r['noop_fraction']:.0%} of its edits change nothing"
     if r["n"] < THRESHOLDS["few"]:
         return f"{r['k']}/{r['n']}"
     return f"{r['rate']:.2f} ({r['k']}/{r['n']}, 95% CI {interval(r['ci'])})"
@@ -56,7 +56,7 @@ def fmt_seeds(m, k):
     seeds = m.get("seeds") or []
     noops = [s.get("noop", {}).get(k) for s in seeds if s.get("noop", {}).get(k) is not None]
     if noops and max(noops) > THRESHOLDS["noop"]:
-        return f"no-op in {sum(x > THRESHOLDS['noop'] for x in noops)} of {len(noops)} seeds (not a control)"
+        return f"no-op in {sum(x > THRESHOLDS['noop'] for x in noops)} of {len(noops)} seeds (its edits change nothing)"
     if any((s.get("n", {}).get(k) or THRESHOLDS["few"]) < THRESHOLDS["few"] for s in seeds):
         return ", ".join(few(s.get(k), s.get("k", {}).get(k), s.get("n", {}).get(k)) for s in seeds) + " (per seed)"
     n, got = h.get("n_seeds", 1), m.get("headline_seeds_measured", {}).get(k, h.get("n_seeds", 1))
