@@ -87,7 +87,8 @@ def _colour(v, lo, hi):
 
 def heatmap(grid, rows, cols, title, xlabel, ylabel, caption, lo=0.0, hi=1.0, digits=2):
     """An SVG grid of values (None = not measured) with its title, axis labels and caption."""
-    cw, ch, left, top = 46, 24, 92, 40
+    cw, ch, top = 46, 24, 40
+    left = max(92, 30 + 7 * max((len(str(r)) for r in rows), default=0))  # room for the longest row label
     w, h = left + cw * len(cols) + 10, top + ch * len(rows) + 90
     out = [f'<figure><svg width="{w}" height="{h}" role="img" aria-label="{escape(title)}">',
            f'<text x="{left}" y="16" class="t">{escape(title)}</text>']
