@@ -9,6 +9,7 @@ from interp import shape
 from interp.edits import Edit, ending, resid_hooks, write_line2
 from interp.prompts import Clean, swap_pairs
 from interp.shape import _cache, _col_edits
+from interp.stats import rate
 
 CLASSIC = WorldConfig(n_train=3000, n_test=200)
 
@@ -164,3 +165,78 @@ def test_green_and_habit_count_eligible_prompts_and_zero_is_a_noop(poem):
     assert some["inject"]["k"] > some["random"]["k"]  # the length direction does what a random one does not
     for ex in some["inject"]["examples"]:  # a hit is a valid couplet
         assert not check_couplet(ex["line1"].split(), ex["written"].split(), world.config)
+
+
+# ---- the measures' pure parts, exactly (docs/mutation.md) ----------------------------------------------------
+def test_the_valid_couplet_measures_read_the_right_line2s_length():
+    world = CoupletWorld(CLASSIC)
+    a = "she saw a goat with a hat and went to find a cake".split()  # animal -ake: snake (1), rattlesnake (3)
+    snake, rattle = "one sunny day she met a snake".split(), "and then she met a rattlesnake".split()
+    broken = "and then she met a snake".split()  # the meter
+    row = (a, None, snake, rattle)  # A wrote snake; the donor (B) rattlesnake
+    assert [shape.donor_valid(world, row, w) for w in (rattle, snake, broken)] == [True, False, False]
+    assert [shape.other_valid(world, row, w) for w in (rattle, snake, broken)] == [True, False, False]
+    control = (a, None, snake, snake)  # a donor of A's own length
+    assert [shape.donor_valid(world, control, w) for w in (rattle, snake)] == [False, True]
+    assert [shape.other_valid(world, control, w) for w in (rattle, snake)] == [True, False]
+    assert [shape.length_of(w) for w in ("rattlesnake", "wombat", "snake", "the", None)] == [3, 2, 1, None, None]
+    # the world's own rules judge: a list world's couplet is valid there (and its line 1 is no classic line 1)
+    lw = CoupletWorld(WorldConfig(n_train=50, n_test=10, grammar="list"))
+    la = "she saw a goat and a cake".split()
+    lrow = (la, None, "then she saw a snake".split(), "then she saw a rattlesnake".split())
+    assert shape.donor_valid(lw, lrow, lrow[3]) and shape.other_valid(lw, lrow, lrow[3])
+    assert shape.written_class(lw, la, lrow[3], "snake", None) == "cell_mate_valid"
+
+
+def test_written_class_takes_one_donor_word_or_a_set_of_them():
+    world = CoupletWorld(CLASSIC)
+    a = "she saw a goat with a hat and went to find a cake".split()
+    snake, rattle = "one sunny day she met a snake".split(), "and then she met a rattlesnake".split()
+    assert shape.written_class(world, a, rattle, "snake", ("rattlesnake",)) == "donor"  # green's cell-mates
+    assert shape.written_class(world, a, rattle, "snake", ["lake", "rattlesnake"]) == "donor"
+    assert shape.written_class(world, a, rattle, "snake", "rattle") == "cell_mate_valid"  # a word, not letters
+    assert shape.written_class(world, a, rattle, "snake", None) == "cell_mate_valid"
+    assert shape.written_class(world, a, snake, "snake", ()) == "same_word"
+    assert shape.written_class(world, a, "and then she met a lake".split(), "snake", None) == "broken"
+
+
+def test_eligibility_asks_whether_the_cell_has_a_word_of_that_length():
+    world = CoupletWorld(CLASSIC)
+    a = "she saw a goat with a hat and went to find a cake".split()      # cell lengths {1, 3}
+    box = "she saw a goat beside a box".split()                          # fox, ox: {1}
+    snake, rattle = "one sunny day she met a snake".split(), "and then she met a rattlesnake".split()
+    wombat, fox = "that morning she met a wombat".split(), "one sunny day she met a fox".split()
+    assert shape.cell_lengths(world, a) == {1, 3} and shape.cell_lengths(world, box) == {1}
+    assert [shape.donor_eligible(world, r) for r in ((a, None, snake, rattle), (a, None, snake, wombat),
+                                                     (box, None, fox, rattle))] == [True, False, False]
+    assert [shape.other_eligible(world, r) for r in ((a, None, snake, rattle), (a, None, snake, wombat),
+                                                     (box, None, fox, rattle), (a, None, rattle, snake))] == \
+        [True, True, False, True]
+    # judge counts each measure over its own eligible rows: a donor of length 2 has no valid couplet in A's cell
+    rows, written = [(a, None, snake, wombat), (a, None, snake, rattle)], [rattle, rattle]
+    assert shape.judge(world, rows, written) == {"opener": rate([False, True]),
+                                                 "donor_valid": rate([True])}
+    assert shape.judge(world, rows, written, "other") == {"opener": rate([False, True]),
+                                                          "other_valid": rate([True, True])}
+
+
+def test_choose_layer_takes_the_best_allowed_layer_with_pairs_ties_to_openers_then_the_lower_layer():
+    def cell(layer, rate, opener, n=5, key="donor_valid"):
+        return {"layer": layer, key: {"rate": rate, "n": n}, "opener": {"rate": opener}}
+    grid = {"nl": [cell(0, 0.9, 0.9), cell(1, 0.5, 0.2), cell(2, 0.5, 0.4), cell(3, None, None, n=0), cell(4, 1.0, 1.0)]}
+    assert shape.choose_layer(grid, [1, 2, 3]) == 2       # a tie on valid couplets: more openers at B's length
+    assert shape.choose_layer(grid, [0, 1, 2, 3]) == 0
+    assert shape.choose_layer(grid, [3]) is None           # no pairs there
+    assert shape.choose_layer({"nl": [cell(2, 0.5, 0.4), cell(1, 0.5, 0.4)]}, [1, 2]) == 1  # then the lower layer
+    assert shape.choose_layer({"nl": [cell(1, 0.5, None), cell(2, 0.5, 0.0)]}, [1, 2]) == 1  # no openers: 0
+    assert shape.choose_layer({"nl": [cell(1, 0.5, None), cell(2, 0.5, 0.1)]}, [1, 2]) == 2
+    assert shape.choose_layer({"seen": grid["nl"]}, [1, 2], role="seen") == 2
+    assert shape.choose_layer({"seen": grid["nl"]}, [1, 2]) is None and shape.choose_layer({"nl": None}, [1]) is None
+    other = {"nl": [cell(1, 0.1, 0.0, key="other_valid"), cell(2, 0.3, 0.0, key="other_valid")]}
+    assert shape.choose_layer(other, [1, 2], key="other_valid") == 2
+
+
+def test_the_searchable_layers_are_the_inner_residuals():
+    from model import GPTConfig
+    assert shape.searchable_layers(GPTConfig(n_layer=4)) == [1, 2, 3]
+    assert shape.searchable_layers(GPTConfig(n_layer=1)) == []

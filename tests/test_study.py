@@ -250,3 +250,146 @@ def test_causal_sites_read_only_select_pairs_and_fall_back_to_the_rhyme_plan():
     assert a["intervention"]["chosen_as"] == "family" and a["intervention"]["role"] == "nl"
     both = [[0.0] * 3, [0.0, 0.0, 0.8], [0.0] * 3]
     assert choose_causal_sites(maps(both, both), maps(zeros, zeros), [1, 2], roles)["intervention"]["chosen_as"] == "joint"
+
+
+# ---- interp/edits.py: an edit changes exactly its row and position (docs/mutation.md) ---------------------------
+from interp.edits import changes_nothing, edit_hooks  # noqa: E402
+
+
+def test_changes_nothing_is_a_set_to_the_value_already_there_or_adding_zero():
+    clean = torch.tensor([1.0, -2.0, 0.5])
+    assert changes_nothing(Edit("h", 0, clean.clone()), clean)
+    assert changes_nothing(Edit("h", 0, clean.double()), clean)  # compared in the activation's dtype:
+    assert changes_nothing(Edit("h", 0, clean.double() + 1e-12), clean)  # a float64 value that rounds to it
+    assert not changes_nothing(Edit("h", 0, clean + 1e-3), clean)
+    assert not changes_nothing(Edit("h", 0, torch.zeros(3)), clean)  # setting zero is not adding zero
+    assert changes_nothing(Edit("h", 0, torch.zeros(3), "add"), None)
+    assert not changes_nothing(Edit("h", 0, torch.tensor([0.0, 1e-6, 0.0]), "add"), None)
+
+
+def test_edit_hooks_set_or_add_at_each_rows_position_and_nowhere_else():
+    x = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)  # (B, T, C)
+    v, w = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    [(name, fn)] = edit_hooks([[Edit("blocks.0.hook_resid_pre", 2, v)], None])
+    want = x.clone()
+    want[0, 2] = v.float()
+    assert name == "blocks.0.hook_resid_pre" and torch.equal(fn(x), want)
+    assert torch.equal(x, torch.arange(24, dtype=torch.float32).reshape(2, 4, 3))  # a copy: x itself unchanged
+    hooks = edit_hooks([[Edit("h", 1, w, "add"), Edit("h", 3, v)], [Edit("h", 0, w, "add"), Edit("g", 1, v)]])
+    assert [n for n, _ in hooks] == ["h", "h", "g"]  # one hook per (name, op), rows batched
+    out = {}
+    for n, f in hooks:
+        out[n] = f(out.get(n, x))
+    want = x.clone()
+    want[0, 1] += 1
+    want[1, 0] += 1
+    want[0, 3] = v.float()
+    assert torch.equal(out["h"], want) and out["h"].dtype == torch.float32
+    want = x.clone()
+    want[1, 1] = v.float()
+    assert torch.equal(out["g"], want)
+    heads = torch.zeros(2, 2, 4, 3)  # (B, H, T, D): per-head hooks name the position on dim 2
+    [(_, fn)] = edit_hooks([None, [Edit("blocks.0.attn.hook_k", 3, torch.ones(2, 3))]])
+    want = heads.clone()
+    want[1, :, 3] = 1.0
+    assert torch.equal(fn(heads), want)
+    assert edit_hooks([None, []]) == []
+    with pytest.raises(ValueError, match="^unknown edit op 'mul'$"):
+        edit_hooks([[Edit("h", 0, w, "mul")]])
+    for name, shape, pos in (("h", (2, 4, 3), 4), ("blocks.0.attn.hook_q", (2, 2, 4, 3), 4)):
+        [(_, fn)] = edit_hooks([[Edit(name, pos, torch.ones(shape[-1]) if len(shape) == 3 else torch.ones(2, 3))]])
+        with pytest.raises(ValueError, match="^an edit names a position past the end of the sequence$"):
+            fn(torch.zeros(shape))
+
+
+def test_patching_is_exact_where_the_answer_is_known_by_construction():
+    """Positions before the swapped word hold the same residuals in A and B (no-ops: 0, counted as such); the
+    last position's final residual is the ending's logits (a column patch there gives B's LD: effect 1); the
+    final residual of an earlier position is read by nothing. Every number checked is known without the model."""
+    from data import ROLES
+    from couplet_rules import roles as roles_of
+    from interp.patching import ld, pair_runs, patching
+    from interp.prompts import swap_pairs
+    world = CoupletWorld(LIST)
+    model = random_model(world, seed=3)  # two layers: L0, L1 and L2 (the final residual)
+    pairs = swap_pairs(world, [c.line1 for c in world.split("test")[:60]], "rhyme", 0)[:20]
+    a_side = {tuple(a) for a, _ in pairs}
+    clean = lambda line1s: [["then", "he", "saw", "a", "cat" if tuple(x) in a_side else "dog"] for x in line1s]  # noqa: E731
+    run = pair_runs(model, world, pairs, clean)
+    out = patching(model, world, pairs + [pairs[0][:1] * 2], clean)  # (A, A): the same ending, dropped
+    every = [roles_of(a, ["then", "he", "saw", "a", "?"], world.config)[:-1] for a, _ in pairs]
+    present = sorted({r for rs in every for r in rs}, key=ROLES.index)
+    assert (out["n_pairs"], out["n_dropped"], out["roles"]) == (len(pairs), 1, present)
+    assert out["layers"] == ["L0", "L1", "L2"] and [len(row) for row in out["single"]] == [len(present)] * 3
+    assert out["mean_ld_gap"] == pytest.approx(sum(b - a for a, b in zip(run.ld_a, run.ld_b)) / len(pairs))
+    col = lambda kind, role: out[kind][role]  # noqa: E731
+    single = lambda l, role: (out["single"][l][present.index(role)], out["single_noop"][l][present.index(role)])  # noqa: E731
+    for role in present:  # every pair that has the role is counted, once
+        assert col("column", role)["n"] == sum(role in rs for rs in every), role
+    assert col("column", "end_art")["value"] == pytest.approx(1.0, abs=1e-5)  # the ending's own position
+    assert col("column_from1", "end_art")["value"] == pytest.approx(1.0, abs=1e-5)
+    assert single(2, "end_art")[0] == pytest.approx(1.0, abs=1e-5) and single(0, "end_art") == (0.0, 1.0)
+    assert (col("column", "pronoun")["value"], col("column", "pronoun")["noop_fraction"]) == (0.0, 1.0)
+    assert single(2, "rhyme") == (0.0, 1.0) and single(0, "rhyme")[1] == 0.0  # nothing reads it; a new token
+    # the swapped word is the only difference: its embedding from B makes the run B's (effect 1, every pair)
+    assert col("column", "rhyme")["value"] == pytest.approx(1.0, abs=1e-5) == single(0, "rhyme")[0]
+    assert col("column", "rhyme")["noop_fraction"] == 0.0
+    varied = col("column_from1", "rhyme")  # without the embedding: L1 alone (L2 there is read by nothing)
+    assert varied["value"] == pytest.approx(single(1, "rhyme")[0], abs=1e-5) and varied["ci"][0] < varied["ci"][1]
+    prompt = [r for r in present if not r.startswith(("l2_", "end_"))]
+    assert set(out["top1"]) == set(prompt) and all(out["top1"][r]["n"] == col("column", r)["n"] for r in prompt)
+    again = patching(model, world, pairs, clean, free=False, seed=0)
+    assert "top1" not in again and again["column_from1"] == out["column_from1"]  # free and seed 0 by default
+    assert patching(model, world, pairs, clean, single=False, free=False, seed=1)["column_from1"]["rhyme"]["ci"] != \
+        varied["ci"]
+    some = patching(model, world, pairs, clean, columns=["nl", "rhyme", "pronoun"], single=False, free=False)
+    assert some["roles"] == ["pronoun", "rhyme", "nl"] and "single" not in some and "layers" not in some
+    part = patching(model, world, pairs, clean, free=False, only_layers=[1])
+    assert all(v is None for kind in ("column", "column_from1") for v in part[kind].values())
+    only_noops = patching(model, world, pairs, clean, columns=["pronoun"], free=False)  # nothing to run
+    assert only_noops["column"]["pronoun"]["value"] == 0.0 and only_noops["single_noop"] == [[1.0], [1.0], [1.0]]
+    one = patching(model, world, pairs[:1], clean, single=False, free=False)
+    assert one["mean_ld_gap"] == pytest.approx(run.ld_b[0] - run.ld_a[0])
+    assert ld(torch.tensor([[1.0, 5.0, -2.0], [0.5, 0.0, 3.0]]), torch.tensor([0, 2]), torch.tensor([1, 0])) == \
+        [4.0, -2.5]  # logit of B's word minus logit of A's, per row
+
+
+def test_word_directions_are_class_means_minus_the_mean_of_the_counted_rows():
+    acts = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0],     # cat (3 rows: the default minimum)
+                         [0.0, 4.0], [0.0, 8.0], [0.0, 6.0],     # rat
+                         [2.0, 2.0], [4.0, 4.0],                 # dog: 2 rows, no direction of its own
+                         [9.0, 9.0], [float("nan"), 0.0]])       # no ending; a NaN row: neither counted
+    endings = ["cat"] * 3 + ["rat"] * 3 + ["dog"] * 2 + [None, "cat"]
+    dirs, means = word_directions(acts, endings)
+    mu = torch.tensor([15 / 8, 24 / 8])  # the mean of the 8 counted rows, dog's included
+    assert set(dirs) == set(means) == {"cat", "rat"}
+    assert torch.equal(means["cat"], torch.tensor([3.0, 0.0])) and torch.equal(means["rat"], torch.tensor([0.0, 6.0]))
+    assert torch.equal(dirs["cat"], means["cat"] - mu) and torch.equal(dirs["rat"], means["rat"] - mu)
+    dirs, means = word_directions(acts, endings, min_count=2)
+    assert torch.equal(means["dog"], torch.tensor([3.0, 3.0])) and torch.equal(dirs["dog"], torch.tensor([3.0, 3.0]) - mu)
+    assert set(word_directions(acts, endings, min_count=4)[0]) == set()
+    assert word_directions(acts, [None] * 10) == ({}, {})
+
+
+def test_the_ridge_probe_matches_an_independent_ridge_fit():
+    """interp/probes.py's probe against tests/planted_exercise_bugs.py's reference (float64, torch.linalg.solve),
+    on rows away from a tie; with features of about 1e-6 the 1e-6 added to the std matters."""
+    from planted_exercise_bugs import ridge_scores
+    from interp.probes import ridge_probe, solve_spd
+    g = torch.Generator().manual_seed(0)
+    for scale in (1.0, 1e-6):
+        centres = torch.randn(3, 5, generator=g)
+        y_fit, y_test = torch.randint(0, 3, (12,), generator=g), torch.randint(0, 3, (300,), generator=g)
+        x_fit = (centres[y_fit] + torch.randn(12, 5, generator=g)) * scale
+        x_test = (centres[y_test] + torch.randn(300, 5, generator=g)) * scale
+        for lam in (1.0, 0.1, 10.0):
+            scores = ridge_scores(x_fit, y_fit, x_test, 3, lam)
+            top = scores.topk(2, 1).values
+            rows = top[:, 0] - top[:, 1] > 1e-3
+            assert rows.sum() > 250
+            args = () if lam == 1.0 else (lam,)  # lam = 1 by default
+            assert ridge_probe(x_fit, y_fit, x_test[rows], scores.argmax(1)[rows], 3, *args) == 1.0, (scale, lam)
+    a = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0]], dtype=torch.float64)
+    assert torch.allclose(solve_spd(a, a @ x), x, atol=1e-12) and torch.equal(a[0], torch.tensor([4.0, 1.0, 0.0],
+                                                                                               dtype=torch.float64))
