@@ -36,6 +36,15 @@ class Expect:
     value: object          # a number, or another headline key (compared seed by seed)
     seeds: str = "every"   # "every" measured seed, "any" seed, or the "mean" over seeds
 
+    def __post_init__(self):
+        # a rule that could not mean what its text says is refused, not evaluated as something else
+        if self.op not in OPS and self.op != "n<":
+            raise ValueError(f"unknown rule {self.op!r}: one of {sorted(OPS) + ['n<']}")
+        if self.seeds not in ("every", "any", "mean"):
+            raise ValueError(f"seeds must be every, any or mean, not {self.seeds!r}")
+        if self.op == "n<" and self.seeds == "mean":
+            raise ValueError("'n<' counts each seed's items: use seeds='every' or 'any'")
+
     def text(self):
         what = f"n of {self.key}" if self.op == "n<" else self.key
         rule = (f"< {self.value} items" if self.op == "n<" else
@@ -56,7 +65,7 @@ class Expect:
         """(held: True / False / None when no seed measured it, [per-seed results]) over per-seed headlines."""
         each = [self.per_seed(h) for h in seeds]
         got = [x for x in each if x is not None]
-        if self.seeds == "mean" and self.op != "n<":
+        if self.seeds == "mean":
             vals = [h.get(self.key) for h in seeds if h.get(self.key) is not None]
             ref = [h.get(self.value) for h in seeds if h.get(self.value) is not None] if isinstance(self.value, str) \
                 else [self.value]

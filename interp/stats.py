@@ -27,8 +27,10 @@ def resamples(n, seed=0, reps=1000):
 
 
 def percentile_interval(stats):
-    """The 95% interval of a sorted list of resampled statistics."""
-    return [stats[int(0.025 * len(stats))], stats[min(len(stats) - 1, int(0.975 * len(stats)))]]
+    """The 95% interval of a sorted list of resampled statistics ([None, None] when no resample had one)."""
+    if not stats:
+        return [None, None]
+    return [stats[int(0.025 * len(stats))], stats[int(0.975 * len(stats))]]
 
 
 def ratio_of_sums(num, den, seed=0, reps=1000):

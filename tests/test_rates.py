@@ -1,5 +1,8 @@
 """Every rate over edits that can work: zero edits left out, sweep cells judged on select and reported on
-report prompts, one meaning per headline key."""
+report prompts, one meaning per headline key; and interp/stats.py exactly (docs/mutation.md)."""
+import itertools
+
+import pytest
 import torch
 
 from data import CoupletWorld, WorldConfig
@@ -10,6 +13,9 @@ from interp.prompts import prompt_sets, search_prompts
 from interp.study import StudyConfig
 from analyze import aggregate
 from interp.headline import HEADLINE, SITE_KEYS
+from interp import stats
+from interp.stats import (over_seeds, paired_difference, percentile_interval, rate, ratio_of_sums, resamples,
+                          wilson)
 
 
 def test_suppression_counts_no_zero_edit(tiny_run, monkeypatch):
@@ -103,3 +109,102 @@ def test_search_prompts_are_not_the_studys():
     sets = prompt_sets(world, 10, cfg.n_select, cfg.n_report)
     study = {tuple(x) for x in sets.select + sets.report}
     assert not study & {tuple(x) for x in search_prompts(world)}
+
+
+# ---- interp/stats.py: exact values, so a changed formula, key or default fails (docs/mutation.md) ----------
+def test_wilson_matches_newcombes_table_and_stays_inside_0_1():
+    """Newcombe (1998), Stat. Med. 17:857, Table I, method 3 (the score interval without continuity correction)."""
+    for (k, n), want in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 20): (0.0, 0.1611),
+                         (1, 29): (0.0061, 0.1718)}.items():
+        assert wilson(k, n) == pytest.approx(want, abs=5e-5), (k, n)
+    assert wilson(1, 29, z=1.0) != pytest.approx(wilson(1, 29), abs=1e-3)  # z is the one it is given
+    assert wilson(5, 5)[1] == 1.0 and wilson(0, 5)[0] == 0.0  # clipped: unclipped, 1.0000000000000002 and -2.8e-17
+    assert wilson(0, 0) == [0.0, 1.0]
+    for n in range(1, 31):
+        for k in range(n + 1):  # around k / n, inside [0, 1] (rounding aside: (0, 11) has lower end 2.8e-17)
+            lo, hi = wilson(k, n)
+            assert 0.0 <= lo < hi <= 1.0 and lo - 1e-12 <= k / n <= hi + 1e-12
+
+
+def test_rate_counts_truthy_items_and_has_no_rate_without_items():
+    assert rate([True, False, 1, 0, "yes"]) == {"rate": 0.6, "k": 3, "n": 5, "ci": wilson(3, 5)}
+    assert rate([]) == {"rate": None, "k": 0, "n": 0, "ci": [0.0, 1.0]}
+
+
+def test_resamples_draw_indices_with_replacement_reproducibly():
+    idx = resamples(7)
+    assert idx.shape == (1000, 7) and idx.dtype == torch.int64  # the default: 1000 resamples
+    assert int(idx.min()) == 0 and int(idx.max()) == 6  # every item can be drawn, none outside
+    assert any(len(set(row.tolist())) < 7 for row in idx)  # with replacement
+    assert torch.equal(idx, resamples(7, seed=0, reps=1000))  # the default seed is 0
+    assert torch.equal(resamples(7, 3, 10), resamples(7, 3, 10))  # a fixed seed: reproducible
+    assert not torch.equal(resamples(7, 1), idx) and resamples(7, reps=10).shape == (10, 7)
+
+
+def test_percentile_interval_takes_the_2_5_and_97_5_percent_points():
+    assert percentile_interval(list(range(1000))) == [25, 975]
+    assert percentile_interval(list(range(40))) == [1, 39]
+    assert percentile_interval(list(range(10))) == [0, 9]  # few resamples: the largest is the top
+    assert percentile_interval([4.0]) == [4.0, 4.0]
+    assert percentile_interval([]) == [None, None]  # no resample had a statistic: no interval, not an IndexError
+
+
+def _interval(n, stat, seed, reps):
+    """The documented statistic over the same resamples, in plain Python (exact for integer inputs)."""
+    got = (stat(row) for row in resamples(n, seed, reps).tolist())
+    return percentile_interval(sorted(x for x in got if x is not None))
+
+
+def test_ratio_of_sums_is_the_ratio_with_a_bootstrap_over_pairs():
+    num, den = [3, 0, 1, 4, 2, 0], [1, 2, 0, 4, 1, 3]
+
+    def pairs(idx):  # the same items' num and den, resampled together; a resample of no weight has no ratio
+        d = sum(den[i] for i in idx)
+        return sum(num[i] for i in idx) / d if d > 0 else None
+    for seed, reps in itertools.product((0, 1), (10, 1000)):
+        got = ratio_of_sums(num, den, seed=seed, reps=reps)
+        assert got == {"value": 10 / 11, "n": 6, "ci": _interval(6, pairs, seed, reps)}
+    assert ratio_of_sums(num, den) == ratio_of_sums(num, den, seed=0, reps=1000)
+    assert ratio_of_sums([2.0, 4.0, 1.0], [1.0, 2.0, 0.5])["ci"] == [2.0, 2.0]  # one ratio: a point
+    assert ratio_of_sums([5], [2]) == {"value": 2.5, "n": 1, "ci": [2.5, 2.5]}
+    assert ratio_of_sums([1, 2], [1, 0])["ci"] == [1.0, 3.0]  # resamples of den 0 only are skipped, not divided
+    assert ratio_of_sums([1, 2], [3, -1], reps=40)["ci"][0] == pytest.approx(1 / 3)  # (1, 1) weighs -2: skipped
+    for num, den in (([], []), ([1, 2], [0, 0]), ([1, 2], [1, -1]), ([1, 2], [1, -2])):
+        assert ratio_of_sums(num, den) == {"value": None, "n": len(num), "ci": [None, None]}
+
+
+def test_ratio_of_sums_without_a_resample_of_positive_weight_has_no_interval(monkeypatch):
+    monkeypatch.setattr(stats, "resamples", lambda n, seed, reps: torch.tensor([[1, 1], [1, 1]]))
+    assert ratio_of_sums([1, 2], [3, -1]) == {"value": 1.5, "n": 2, "ci": [None, None]}
+
+
+def test_paired_difference_is_the_mean_difference_with_a_bootstrap_over_items():
+    a, b = [True, True, False, False, True, 1], [False, True, False, True, False, 0]
+    d = [1, 0, 0, -1, 1, 1]
+    for seed, reps in itertools.product((0, 1), (10, 1000)):
+        got = paired_difference(a, b, seed=seed, reps=reps)
+        assert got == {"value": 2 / 6, "n": 6, "ci": _interval(6, lambda idx: sum(d[i] for i in idx) / 6, seed, reps)}
+    assert paired_difference(a, b) == paired_difference(a, b, seed=0, reps=1000)
+    assert paired_difference([2, 0], [0, 3])["value"] == 0.0  # truthiness, not size: 1 - 0 and 0 - 1
+    assert paired_difference([True] * 4, [False] * 4) == {"value": 1.0, "n": 4, "ci": [1.0, 1.0]}
+    assert paired_difference([], []) == {"value": None, "n": 0, "ci": [None, None]}
+
+
+def test_the_bootstrap_intervals_default_to_seed_0_and_1000_resamples(monkeypatch):
+    """The intervals results.json reports rest on these defaults (callers pass at most a seed)."""
+    calls, real = [], stats.resamples
+
+    def spy(n, seed, reps):
+        calls.append((n, seed, reps))
+        return real(n, seed, reps)
+    monkeypatch.setattr(stats, "resamples", spy)
+    ratio_of_sums([1, 2], [1, 1])
+    ratio_of_sums([1, 2], [1, 1], seed=4)
+    paired_difference([True], [False])
+    paired_difference([True], [False], reps=7)
+    assert calls == [(2, 0, 1000), (2, 4, 1000), (1, 0, 1000), (1, 0, 7)]
+
+
+def test_over_seeds_is_the_mean_and_range_of_the_measured_seeds():
+    assert over_seeds([0.5, None, 0.25, 1.0]) == (0.5833333333333334, [0.25, 1.0])
+    assert over_seeds([None, None]) == (None, None) and over_seeds([]) == (None, None)
