@@ -1,0 +1,1 @@
+"""interp/interventions.py exactly: sites, targets, scale choice, outcomes (docs/mutation.md)."""
