@@ -25,6 +25,10 @@ def test_each_operator_holds_exactly_at_its_bar_in_one_seed():
     for e in (Expect("c", ">=", 0.1), Expect("a", ">=", "c"), Expect("c", "n<", 10)):  # not measured: None
         assert e.per_seed(h) is None
     assert Expect("a", "n<", 10).per_seed({"a": 0.5}) is None
+    # a seed that measured the model (it has a validity) but counted nothing for the key counted 0 items
+    for measured in ({"valid": 0.9}, {"valid": 0.0, "n": {"b": 3}}):
+        assert Expect("a", "n<", 1).per_seed(measured) is True
+    assert Expect("a", "n<", 1).per_seed({"n": {"b": 3}}) is None  # a seed of another model: not measured
 
 
 def test_a_rule_over_seeds_every_any_and_mean():
@@ -51,10 +55,12 @@ def test_a_rule_over_seeds_every_any_and_mean():
 
 
 def test_a_rule_that_could_not_mean_its_text_is_refused():
-    for args, says in ((("a", "n<", 10, "mean"), "'n<' counts each seed's items"), (("a", "=>", 1), "unknown rule"),
-                       (("a", ">=", 1, "all"), "seeds must be")):
-        with pytest.raises(ValueError, match=says):
+    for args, says in ((("a", "n<", 10, "mean"), "'n<' counts each seed's items: use seeds='every' or 'any'"),
+                       (("a", "=>", 1), "unknown rule '=>': one of ['<', '<=', '>', '>=', 'beats', 'n<']"),
+                       (("a", ">=", 1, "all"), "seeds must be every, any or mean, not 'all'")):
+        with pytest.raises(ValueError) as err:
             Expect(*args)
+        assert str(err.value) == says
 
 
 def test_checked_lists_every_rule_with_its_text_and_seeds():

@@ -167,6 +167,9 @@ def test_ratio_of_sums_is_the_ratio_with_a_bootstrap_over_pairs():
     assert ratio_of_sums(num, den) == ratio_of_sums(num, den, seed=0, reps=1000)
     assert ratio_of_sums([2.0, 4.0, 1.0], [1.0, 2.0, 0.5])["ci"] == [2.0, 2.0]  # one ratio: a point
     assert ratio_of_sums([5], [2]) == {"value": 2.5, "n": 1, "ci": [2.5, 2.5]}
+    num, den = [0.3, 0.1, 0.7], [0.1, 0.2, 0.3]  # not exact in binary: the resampled sums are float64, not float32
+    want = _interval(3, lambda idx: sum(num[i] for i in idx) / sum(den[i] for i in idx), 0, 1000)
+    assert ratio_of_sums(num, den)["ci"] == pytest.approx(want, rel=1e-12, abs=0)
     assert ratio_of_sums([1, 2], [1, 0])["ci"] == [1.0, 3.0]  # resamples of den 0 only are skipped, not divided
     assert ratio_of_sums([1, 2], [3, -1], reps=40)["ci"][0] == pytest.approx(1 / 3)  # (1, 1) weighs -2: skipped
     for num, den in (([], []), ([1, 2], [0, 0]), ([1, 2], [1, -1]), ([1, 2], [1, -2])):
