@@ -7,7 +7,8 @@ every model's circuit seed by seed beside its prediction. Every sentence is chos
 from html import escape
 
 from data import ROLES
-from interp.circuit import ROUTES, parse_heads, prediction_checks
+from interp.circuit import ROUTES, prediction_checks
+from interp.heads import parse_heads
 from interp.patching import CARRIES, WEAK
 from page.html import heatmap, interval, num, rate, table
 

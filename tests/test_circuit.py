@@ -8,6 +8,7 @@ from data import CoupletWorld, WorldConfig, pronoun_of
 from lexicon import article
 from model import GPT, GPTConfig, load_checkpoint
 from interp import circuit as C
+from interp import heads as H
 from interp.edits import Edit, edit_hooks
 from interp.prompts import Clean, swap_pairs
 from interp.shape import cell_of
@@ -79,14 +80,14 @@ def test_logits_per_set_are_ending_logits_with_the_same_edits(kind):
     couplets = world.split("test")[:12]
     line1s, prefixes = [c.line1 for c in couplets], [c.line2[:-1] for c in couplets]
     pos = [len(world.prompt_ids(l)) + len(p) - 1 for l, p in zip(line1s, prefixes)]
-    sets = [[[Edit(C.z_hook(l), p, torch.randn(16) * 3, head=h) for l, h in heads] for p in pos]
+    sets = [[[Edit(H.z_hook(l), p, torch.randn(16) * 3, head=h) for l, h in heads] for p in pos]
             for heads in ([], [(0, 1)], [(1, 0), (0, 0)])]
     got = ending_logits_per_set(model, world, line1s, prefixes, sets, batch=8)
     for k, edits in enumerate(sets):
         assert torch.allclose(got[k], ending_logits(model, world, line1s, prefixes, edits), atol=1e-4)
     assert not torch.allclose(got[0], got[1], atol=1e-3)  # the edits bite: the check can fail
     with pytest.raises(ValueError, match="last position"):
-        ending_logits_per_set(model, world, line1s, prefixes, [[[Edit(C.z_hook(0), 1, torch.zeros(16), head=0)]] * 12])
+        ending_logits_per_set(model, world, line1s, prefixes, [[[Edit(H.z_hook(0), 1, torch.zeros(16), head=0)]] * 12])
 
 
 # ---- 2-4. the re-read route -----------------------------------------------------------------------------------
@@ -97,11 +98,11 @@ def test_all_heads_move_the_ending_exactly_one_and_no_head_zero(poet):
     world = CoupletWorld(WorldConfig(**ckpt["world_config"]))
     pairs = C.EndingPairs(model, world, toy_pairs(world, 80), Clean(model, world))
     assert pairs.n > 10
-    (every, _), (none, _) = pairs.patched(model, world, [C.all_heads(model.cfg), []])
-    assert pairs.effect(every, C.all_heads(model.cfg))["value"] == pytest.approx(1.0, abs=1e-4)
+    (every, _), (none, _) = pairs.patched(model, world, [H.all_heads(model.cfg), []])
+    assert pairs.effect(every, H.all_heads(model.cfg))["value"] == pytest.approx(1.0, abs=1e-4)
     assert pairs.effect(none, [])["value"] == pytest.approx(0.0, abs=1e-4)
     assert every == pytest.approx(pairs.den, abs=1e-3)  # pair by pair, not only pooled
-    assert pairs.noop([]) == 1.0 and pairs.noop(C.all_heads(model.cfg)) < 1.0
+    assert pairs.noop([]) == 1.0 and pairs.noop(H.all_heads(model.cfg)) < 1.0
 
 
 def test_faithfulness_and_complement_on_a_model_with_one_live_head():
@@ -111,7 +112,7 @@ def test_faithfulness_and_complement_on_a_model_with_one_live_head():
     model = one_live_head(world, 1, 0)
     pairs = C.EndingPairs(model, world, toy_pairs(world), made_up_clean(world))
     assert pairs.n > 10
-    heads = C.all_heads(model.cfg)
+    heads = H.all_heads(model.cfg)
     comp = [h for h in heads if h != (1, 0)]
     (every, _), (live, _), (rest, _), (with_dead, _) = pairs.patched(model, world, [heads, [(1, 0)], comp,
                                                                                     [(0, 1), (1, 0)]])
@@ -143,7 +144,7 @@ def test_greedy_finds_the_one_live_head_in_a_model():
     pairs = C.EndingPairs(model, world, toy_pairs(world), made_up_clean(world))
     score = lambda sets: [-sum(abs(x - d) for x, d in zip(num, pairs.den)) for num, _ in
                           pairs.patched(model, world, sets)]
-    chosen, steps = C.greedy(score, C.all_heads(model.cfg), target=-1e-4)
+    chosen, steps = C.greedy(score, H.all_heads(model.cfg), target=-1e-4)
     assert chosen == [(1, 1)] and steps[0] > -1e-4
 
 
@@ -180,9 +181,9 @@ def test_the_bootstrap_interval_holds_the_value_and_is_reproducible():
 
 def test_a_head_job_is_read_from_its_attention():
     roles = ["cue", "rhyme", "nl"]
-    assert C.job("L1H2", roles, [0.1, 0.8, 0.1], "ending") == ("L1H2: rhyme -> ending", "rhyme")
-    assert C.job("L0H0", roles, [0.35, 0.05, 0.3], "nl") == ("L0H0: cue + nl -> nl", "cue")
-    assert C.parse_heads(C.heads_string([(1, 2), (0, 0)])) == [(1, 2), (0, 0)] and C.parse_heads("") == []
+    assert H.job("L1H2", roles, [0.1, 0.8, 0.1], "ending") == ("L1H2: rhyme -> ending", "rhyme")
+    assert H.job("L0H0", roles, [0.35, 0.05, 0.3], "nl") == ("L0H0: cue + nl -> nl", "cue")
+    assert H.parse_heads(H.heads_string([(1, 2), (0, 0)])) == [(1, 2), (0, 0)] and H.parse_heads("") == []
 
 
 # ---- 6-7. the shape route, ablation, the experiment --------------------------------------------------------------
@@ -209,11 +210,11 @@ def test_the_shape_route_counts_something_on_the_poet(poet_circuit):
     assert sh["n_pairs"] > 0 and sh["n_eligible"] > 0 and sh["length"]["all"]["n"] > 0
     assert sh["length"]["all"]["k"] > 0  # all heads at the line break move the length somewhere: a reference
     assert sh["length"]["none"]["k"] == 0  # no head copied: A's own couplet, at A's length
-    for head in C.all_heads(GPTConfig(n_layer=2, n_head=2)):
-        one = sh["single"][C.head_name(head)]
+    for head in H.all_heads(GPTConfig(n_layer=2, n_head=2)):
+        one = sh["single"][H.head_name(head)]
         assert one["length"]["n"] == sh["n_eligible"] and one["token"]["n"] == sh["n_first_differs"]
     assert sh["readers"]["n"] > 0 and set(sh["readers"]["mass"]) == set(sh["jobs"])
-    assert sum(sh["attention"][C.head_name((0, 0))]) == pytest.approx(1.0, abs=1e-3)  # a pattern sums to 1
+    assert sum(sh["attention"][H.head_name((0, 0))]) == pytest.approx(1.0, abs=1e-3)  # a pattern sums to 1
 
 
 def test_the_circuit_experiment_is_fast_and_its_headline_counts(poet_circuit):
