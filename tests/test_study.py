@@ -302,6 +302,38 @@ def test_edit_hooks_set_or_add_at_each_rows_position_and_nowhere_else():
             fn(torch.zeros(shape))
 
 
+
+def test_an_edit_of_one_head_changes_that_head_only_and_needs_a_per_head_hook():
+    x = torch.zeros(2, 3, 4, 2)  # (B, H, T, D)
+    [(name, fn)] = edit_hooks([None, [Edit("blocks.1.attn.hook_z", 2, torch.tensor([1.0, 2.0]), "add", head=1)]])
+    want = x.clone()
+    want[1, 1, 2] = torch.tensor([1.0, 2.0])
+    assert name == "blocks.1.attn.hook_z" and torch.equal(fn(x), want)
+    [(_, fn)] = edit_hooks([[Edit("blocks.0.attn.hook_v", 0, torch.ones(2), head=2),
+                             Edit("blocks.0.attn.hook_v", 3, torch.full((2,), 5.0), head=0)]])
+    want = x.clone()
+    want[0, 2, 0] = 1.0
+    want[0, 0, 3] = 5.0
+    assert torch.equal(fn(x), want)
+    import re
+    msg = re.escape("an edit of one head needs a per-head hook (attn.hook_q, attn.hook_k, attn.hook_v, attn.hook_z, "
+                    "attn.hook_rot_q, attn.hook_rot_k), got blocks.0.hook_resid_pre")
+    with pytest.raises(ValueError, match=f"^{msg}$"):
+        edit_hooks([[Edit("blocks.0.hook_resid_pre", 0, torch.ones(2), head=0)]])
+
+
+def test_batches_group_equal_lengths_shortest_first_in_chunks_of_at_most_size():
+    from interp.edits import _batches
+    assert list(_batches([3, 1, 3, 3, 1, 2], 2)) == [[1, 4], [5], [0, 2], [3]]
+    assert list(_batches([4, 4, 4], 512)) == [[0, 1, 2]] and list(_batches([], 3)) == []
+
+
+def test_pad_batch_right_pads_with_pad():
+    from data import PAD
+    from interp.edits import pad_batch
+    out = pad_batch([[5, 6, 7], [8], [9, 10]])
+    assert out.dtype == torch.long and torch.equal(out, torch.tensor([[5, 6, 7], [8, PAD, PAD], [9, 10, PAD]]))
+
 def test_patching_is_exact_where_the_answer_is_known_by_construction():
     """Positions before the swapped word hold the same residuals in A and B (no-ops: 0, counted as such); the
     last position's final residual is the ending's logits (a column patch there gives B's LD: effect 1); the
