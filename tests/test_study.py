@@ -386,6 +386,39 @@ def test_patching_is_exact_where_the_answer_is_known_by_construction():
         [4.0, -2.5]  # logit of B's word minus logit of A's, per row
 
 
+# ---- interp/patching.py: choosing the causal sites, the cells' effects beside them (docs/mutation.md) ----------
+def test_causal_sites_are_the_largest_select_effects_with_both_swaps_effects_and_ties_to_the_later_then_lower_cell():
+    """family: the largest rhyme-swap effect; meaning: the largest cue-swap effect; joint: the largest min of the
+    two (a cell without an effect of one swap has none to give). Each site carries the select and report effects
+    of both swaps at its cell (None where that swap has none); layer 0 and cells outside `roles` are never sites."""
+    from interp.patching import choose_causal_sites
+    roles = ["pronoun", "cue", "rhyme", "nl"]
+    short = ["pronoun", "cue", "nl"]  # the cue swap's patching here has no "rhyme" position
+    select = {"rhyme": {"roles": roles + ["l2_pronoun"], "single": [[5.0] * 5,
+                                                                     [0.25, None, 0.5, 0.5, 5.0],
+                                                                     [0.0, 0.125, 0.75, None, 5.0]]},
+              "cue": {"roles": short, "single": [[5.0] * 3,
+                                                 [0.25, 0.5, 0.25],
+                                                 [None, 0.5, 0.125]]}}
+    report = {"rhyme": {"roles": roles, "single": [[10.0 * l + j for j in range(4)] for l in range(3)]},
+              "cue": {"roles": short, "single": [[-10.0 * l - j for j in range(3)] for l in range(3)]}}
+    out = choose_causal_sites(select, report, [1, 2], roles, weak=0.25)
+    assert out["family"] == {"layer": 2, "role": "rhyme", "select": 0.75, "select_rhyme": 0.75, "select_cue": None,
+                             "report_rhyme": 22.0, "report_cue": None}
+    # 0.5 at the cue in layers 1 and 2: the lower layer
+    assert out["meaning"] == {"layer": 1, "role": "cue", "select": 0.5, "select_rhyme": None, "select_cue": 0.5,
+                              "report_rhyme": 11.0, "report_cue": -11.0}
+    # min 0.25 at the pronoun and the line break of layer 1: the later position
+    assert out["joint"] == {"layer": 1, "role": "nl", "select": 0.25, "select_rhyme": 0.5, "select_cue": 0.25,
+                            "report_rhyme": 13.0, "report_cue": -12.0}
+    assert out["intervention"] == {**out["joint"], "chosen_as": "joint"}  # it carries both: min >= weak, exactly
+    higher = choose_causal_sites(select, report, [1, 2], roles, weak=0.375)["intervention"]
+    assert higher == {**out["family"], "chosen_as": "family"}
+    assert choose_causal_sites(select, report, [1, 2], ["end_art"]) == {}  # no cell to choose from
+
+
+# ---- interp/directions.py and the ridge probe of interp/probes.py (docs/mutation.md) ---------------------------
+
 def test_word_directions_are_class_means_minus_the_mean_of_the_counted_rows():
     acts = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0],     # cat (3 rows: the default minimum)
                          [0.0, 4.0], [0.0, 8.0], [0.0, 6.0],     # rat
