@@ -78,3 +78,41 @@ def test_opener_is_line_2_before_its_first_article():
     assert iv.opener("at last he met an owl and a cat".split()) == ["at", "last", "he", "met"]
     assert iv.opener("then she saw".split()) == ["then", "she", "saw"] and iv.opener([]) == []
 
+
+
+# ---- hit_rate on the poet, against its line 2s (docs/mutation.md) ------------------------------------------------
+def test_hit_rate_is_the_share_of_line2s_ending_in_the_target_over_prompts_with_both(poet):
+    from model import load_checkpoint
+    from interp.edits import activations, noop_fraction, write_line2
+    from interp.stats import rate
+    model, ckpt = load_checkpoint(poet)
+    world = CoupletWorld(WorldConfig(**ckpt["world_config"]))
+    line1s = [c.line1 for c in world.split("test")[:30]]
+    clean = write_line2(model, world, line1s)
+    site = iv.Site(1, "nl")
+    zero = iv.at_site(world, site, line1s, [torch.zeros(model.cfg.d_model)] * len(line1s))
+    targets = [x[-1] for x in clean]
+    targets[0], targets[1] = None, "cat"  # no target; a target the clean line 2 misses
+    edits = list(zero)
+    edits[2] = None  # no edit
+    got = iv.hit_rate(model, world, line1s, edits, targets)
+    rows = [1] + list(range(3, 30))  # a zero edit writes the clean line 2 and is a no-op
+    assert got == {**rate([clean[i][-1] == targets[i] for i in rows]), "noop_fraction": 1.0}
+    assert (got["n"], got["k"]) == (28, 27 + (clean[1][-1] == "cat"))
+    # a real edit: the residual of B (A with another rhyme word) at the rhyme word entering layer 1, set
+    from interp.prompts import swap_pairs
+    pairs = swap_pairs(world, line1s, "rhyme")
+    assert [a for a, _ in pairs] == line1s
+    other = [b for _, b in pairs]
+    donor = write_line2(model, world, other)
+    rhyme = iv.Site(1, "rhyme")
+    acts = activations(model, world, other, [[] for _ in other], [rhyme.hook()])[rhyme.hook()]
+    patch = iv.at_site(world, rhyme, line1s, [a[iv._pos(world, b, "rhyme")] for a, b in zip(acts, other)], "set")
+    want = [y[-1] for y in donor]
+    for forced in (None, [x[:len(x) - 4] for x in clean]):
+        got = iv.hit_rate(model, world, line1s, patch, want, forced)
+        written = write_line2(model, world, line1s, patch, forced)
+        assert got == {**rate([w[-1] == t for w, t in zip(written, want)]),
+                       "noop_fraction": noop_fraction(model, world, line1s, patch)}
+        assert got["noop_fraction"] == 0.0
+    assert iv.hit_rate(model, world, line1s, patch, want)["k"] > 0
