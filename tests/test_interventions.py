@@ -99,6 +99,10 @@ def test_hit_rate_is_the_share_of_line2s_ending_in_the_target_over_prompts_with_
     rows = [1] + list(range(3, 30))  # a zero edit writes the clean line 2 and is a no-op
     assert got == {**rate([clean[i][-1] == targets[i] for i in rows]), "noop_fraction": 1.0}
     assert (got["n"], got["k"]) == (28, 27 + (clean[1][-1] == "cat"))
+    forced = [x[:len(x) - 4] for x in clean[1:] + clean[:1]]  # the next prompt's opener, teacher-forced
+    written = write_line2(model, world, line1s, zero, forced)
+    got = iv.hit_rate(model, world, line1s, edits, targets, forced)
+    assert got == {**rate([written[i][-1] == targets[i] for i in rows]), "noop_fraction": 1.0} and got["k"] < 27
     # a real edit: the residual of B (A with another rhyme word) at the rhyme word entering layer 1, set
     from interp.prompts import swap_pairs
     pairs = swap_pairs(world, line1s, "rhyme")

@@ -606,7 +606,7 @@ def test_suppress_length_subtracts_the_planned_lengths_direction_where_the_runne
     rows = [i for i in other if shape.length_of(l2[i][-1]) in d]
     assert same and rows and len(rows) < len(other)
     words = [(r,) if r else () for r in runners]
-    for role, scale, seed, forced in (("nl", 4.0, 0, None), ("nl", 8.0, 2, [x[:len(x) - 4] for x in l2]),
+    for role, scale, seed, forced in (("nl", 4.0, 0, None), ("nl", 16.0, 2, [x[:len(x) - 4] for x in l2]),
                                       (shape.CONTROL_ROLE, 8.0, 0, None)):
         dirs_at = {(hook, role): d}.get
         got = shape.suppress_length(model, world, line1s, l2, runners, lambda h, r: dirs_at((h, r)), hook, role, scale,
@@ -630,27 +630,55 @@ def test_green_and_habit_choose_hook_and_scale_on_select_and_report_on_report(ve
     sets = {"fit": fit, "select": line1s[:30], "report": line1s[30:]}
     l2 = {k: clean(v) for k, v in sets.items()}
     runners = {k: runner_ups(model, world, sets[k], l2[k]) for k in ("select", "report")}
-    out = shape.green_and_habit(model, world, sets, l2, runners, {"fit": acts}, hooks)
+    for seed in (0, 1):
+        green_and_habit_on(model, world, sets, l2, runners, acts, fit_l2, hooks, seed)
+
+
+def green_and_habit_on(model, world, sets, l2, runners, acts, fit_l2, hooks, seed):
+    args = () if seed == 0 else (seed,)  # seed 0 by default
+    out = shape.green_and_habit(model, world, sets, l2, runners, {"fit": acts}, hooks, *args)
     dirs_at = lambda h, r: shape.length_directions(acts[h][r], fit_l2)  # noqa: E731
-    tg = {k: shape.green_targets(world, sets[k], l2[k], dirs_at(hooks[-1], "nl")) for k in ("select", "report")}
+    tg = {k: shape.green_targets(world, sets[k], l2[k], dirs_at(hooks[-1], "nl"), seed) for k in ("select", "report")}
     openers = [x[:len(x) - 4] for x in l2["report"]]
     for name, run, args in (("green", shape.inject_lengths, {k: (sets[k], tg[k]) for k in tg}),
                             ("habit", shape.suppress_length, {k: (sets[k], l2[k], runners[k]) for k in tg})):
         key = "inject" if name == "green" else "suppress"
         got = out[name]
-        curves = [{"hook": h, "scale": s, **run(model, world, *args["select"], dirs_at, h, "nl", s)}
+        curves = [{"hook": h, "scale": s, **run(model, world, *args["select"], dirs_at, h, "nl", s, seed)}
                   for h in hooks[:-1] for s in shape.SCALES]  # never the final residual
         chosen = shape.best(curves, key)
         assert (got["hook"], got["scale"]) == (chosen["hook"], chosen["scale"])
-        report = run(model, world, *args["report"], dirs_at, got["hook"], "nl", got["scale"])
+        report = run(model, world, *args["report"], dirs_at, got["hook"], "nl", got["scale"], seed)
         assert got["control_position"] == run(model, world, *args["report"], dirs_at, got["hook"], shape.CONTROL_ROLE,
-                                              got["scale"])[key]
+                                              got["scale"], seed)[key]
         assert got["opener_forced"] == run(model, world, *args["report"], dirs_at, got["hook"], "nl", got["scale"],
-                                           forced=openers)[key]
+                                           seed, forced=openers)[key]
         extra = {"n_no_target": sum(t is None for t in tg["report"])} if name == "green" else {}
         assert got == {"hook": got["hook"], "scale": got["scale"], **report, **extra,
                        "control_position": got["control_position"], "opener_forced": got["opener_forced"]}
         for rate_ in (got[key], got["random"], got["control_position"], got["opener_forced"]):
             assert rate_["n"] > 0 and rate_["noop_fraction"] == 0.0  # every reported rate: its n and its no-op share
-        assert report != run(model, world, *args["select"], dirs_at, got["hook"], "nl", got["scale"])  # not select's
+        assert report != run(model, world, *args["select"], dirs_at, got["hook"], "nl", got["scale"], seed)  # select's
     assert out["green"]["n_no_target"] > 0 and out["green"]["inject"]["k"] > 0
+
+
+def test_inject_lengths_finds_the_role_and_judges_the_couplet_by_the_worlds_own_grammar():
+    """A list world (untrained model): its line 1s parse, and its couplets are checked, by its own rules."""
+    from model import GPT, GPTConfig
+    world = CoupletWorld(LIST)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=1, n_head=1, d_model=16,
+                          d_mlp=32)).eval()
+    line1s = ["she saw a goat and a cake".split()] + [c.line1 for c in world.split("train")[:7]]
+    targets = [(1, list(world.itos))] * len(line1s)  # every token: each line 2 that ends at all is judged
+    dirs = {1: torch.randn(16)}
+    got = shape.inject_lengths(model, world, line1s, targets, lambda h, r: dirs, "blocks.0.hook_resid_pre", "nl", 4.0)
+    rows, words = list(range(len(line1s))), [t[1] for t in targets]
+    assert got["inject"] == judged(model, world, line1s, rows, [dirs[1] * 4.0] * len(rows), "nl",
+                                   "blocks.0.hook_resid_pre", words)
+    assert got["inject"]["n"] == len(line1s)
+    l2 = write_line2(model, world, line1s)
+    l2[0] = "then she saw a snake".split()  # a valid list couplet (its cue: an animal; its rhyme: -ake)
+    got = shape.suppress_length(model, world, line1s, l2, ["rattlesnake"] * 8, lambda h, r: {1: dirs[1], 3: dirs[1]},
+                                "blocks.0.hook_resid_pre", "nl", 4.0)
+    assert (got["n_other_length"], got["n_same_length"]) == (1, 0)
