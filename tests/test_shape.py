@@ -634,6 +634,51 @@ def test_green_and_habit_choose_hook_and_scale_on_select_and_report_on_report(ve
         green_and_habit_on(model, world, sets, l2, runners, acts, fit_l2, hooks, seed)
 
 
+def test_the_opener_forced_runs_write_after_each_report_prompts_clean_opener(verse, lengths, monkeypatch):
+    """The direct effect's runs are given the clean opener (line 2 before its article and ending) of the prompt
+    they edit, and write on from it. On this model forced and free runs often hit alike, so the rates alone
+    cannot show that a run was forced: the line 2s written are checked."""
+    model, world, clean, line1s = verse
+    fit, _, acts, _ = lengths
+    hooks = resid_hooks(model.cfg)
+    sets = {"fit": fit, "select": line1s[:30], "report": line1s[30:]}
+    l2 = {k: clean(v) for k, v in sets.items()}
+    runners = {k: runner_ups(model, world, sets[k], l2[k]) for k in ("select", "report")}
+    opener = {tuple(a): x[:len(x) - 4] for a, x in zip(sets["report"], l2["report"])}
+    forced_calls = []
+
+    def spy(model, world, line1s, edits=None, forced=None, **kw):
+        written = write_line2(model, world, line1s, edits, forced, **kw)
+        if forced is not None:
+            forced_calls.append(len(line1s))
+            for a, f, w in zip(line1s, forced, written):
+                assert f == opener[tuple(a)] and w[:len(f)] == f  # its own clean opener, and the line goes on from it
+        return written
+    monkeypatch.setattr(shape, "write_line2", spy)
+    out = shape.green_and_habit(model, world, sets, l2, runners, {"fit": acts}, hooks)
+    # green's and habit's edits, each beside its random control: four forced runs over the counted prompts
+    assert forced_calls == [out["green"]["opener_forced"]["n"]] * 2 + [out["habit"]["opener_forced"]["n"]] * 2
+    assert all(n > 0 for n in forced_calls)
+
+
+def test_every_random_control_of_green_and_habit_is_drawn_from_the_seed_it_is_given(verse, lengths, monkeypatch):
+    """Each random direction is random_like(v, seed + row): a call that dropped the seed would draw from 0 + row.
+    (On this model two seeds' random controls often hit alike, so the rates alone cannot show it.)"""
+    model, world, clean, line1s = verse
+    fit, _, acts, _ = lengths
+    sets = {"fit": fit, "select": line1s[:30], "report": line1s[30:]}
+    l2 = {k: clean(v) for k, v in sets.items()}
+    runners = {k: runner_ups(model, world, sets[k], l2[k]) for k in ("select", "report")}
+    seeds = []
+
+    def spy(v, seed):
+        seeds.append(seed)
+        return random_like(v, seed)
+    monkeypatch.setattr(shape, "random_like", spy)
+    shape.green_and_habit(model, world, sets, l2, runners, {"fit": acts}, resid_hooks(model.cfg), 1000)
+    assert seeds and min(seeds) >= 1000 and max(seeds) < 1000 + len(line1s)
+
+
 def green_and_habit_on(model, world, sets, l2, runners, acts, fit_l2, hooks, seed):
     args = () if seed == 0 else (seed,)  # seed 0 by default
     out = shape.green_and_habit(model, world, sets, l2, runners, {"fit": acts}, hooks, *args)
