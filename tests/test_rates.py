@@ -211,3 +211,71 @@ def test_the_bootstrap_intervals_default_to_seed_0_and_1000_resamples(monkeypatc
 def test_over_seeds_is_the_mean_and_range_of_the_measured_seeds():
     assert over_seeds([0.5, None, 0.25, 1.0]) == (0.5833333333333334, [0.25, 1.0])
     assert over_seeds([None, None]) == (None, None) and over_seeds([]) == (None, None)
+
+
+# ---- interp/headline.py: each headline key reads the record its name says ---------------------------------
+def test_each_headline_key_reads_the_record_its_name_says():
+    """Every source record is made distinct (its own rate, n and no-op share), so a key that read a neighbour
+    (the donors' rate as the control's, the random run as the injection, the free run as the forced one) fails."""
+    from interp.headline import headline
+    from interp.shape import CONTROL_ROLE
+    made = {}
+
+    def rec(name, field="rate"):
+        i = len(made) + 1
+        made[name] = {field: i / 1000, "n": 100 + i, "k": i, "ci": [0.0, 1.0], "noop_fraction": i / 10000}
+        return made[name]
+    kinds = ("other_rhyme", "other_meaning", "two_facts")
+    r = {"quality": {"valid": 0.5, "n": 7, "valid_ci": [0.1, 0.9]},
+         "patching": {s: {"column": {"nl": rec(f"ld_{s}", "value")}} for s in ("rhyme", "cue")},
+         "effects": {"rhyme": {"total": rec("total"), "direct": rec("direct"), "mediated": rec("mediated", "value"),
+                               "total_any": rec("total_any")}},
+         "shape": {"positive_control": {"donor_valid": rec("positive")}, "next_token": {"donor_valid": rec("next")},
+                   "site": {"donor_valid": rec("site_donor"), "opener": rec("site_opener"),
+                            "article": rec("site_article"), "other_valid": rec("site_other")},
+                   "control": {"other_valid": rec("control_other"), "donor_valid": rec("control_donor"),
+                               "noop_fraction": 0.25},
+                   "layers": ["L0", "L1", "L2"], "layer": 1,
+                   "green": {"inject": rec("g_inject"), "random": rec("g_random"),
+                             "control_position": rec("g_control"), "opener_forced": rec("g_forced"),
+                             "hook": "blocks.1.hook_resid_pre", "scale": 2.0},
+                   "habit": {"suppress": rec("h_suppress"), "random": rec("h_random"),
+                             "opener_forced": rec("h_forced"), "hook": "blocks.1.hook_resid_pre", "scale": 4.0}},
+         "injection": {k: {"scale": 2.0, "add_only": {"1.0": {"inject": rec(f"{k}_1"), "random": rec(f"{k}_1r")},
+                                                      "2.0": {"inject": rec(f"{k}_2"), "random": rec(f"{k}_2r")}}}
+                       for k in kinds},
+         "suppression": {"opener_forced": {"runner_up_rate": rec("sup_forced")},
+                         "free": {"runner_up_rate": rec("sup_free")}},
+         "sweep": {f"other_{f}": {"site_rate": rec(f"sw_{f}_site"), "best_other": rec(f"sw_{f}_other")}
+                   for f in ("rhyme", "meaning")},
+         "sites": {"intervention": {"layer": 1, "role": "nl", "chosen_as": "joint"}},
+         "ending_probe": {"probe": [0.1, 0.2, 0.3], "random_init": [0.05, 0.06, 0.07], "cell_favourite": rec("fav")},
+         "clt": {"planned_word_features": {"any_layer": rec("pwf")},
+                 "length_features": {"nl": rec("lf"), "random": rec("lf_random"), CONTROL_ROLE: rec("lf_control"),
+                                     "first_word_kept": rec("lf_kept")}},
+         "composition": {"valid_seen": rec("seen"), "valid_holdout": rec("holdout")}}
+    want = {"nl_ld_rhyme": "ld_rhyme", "nl_ld_cue": "ld_cue", "total_valid_change_nl": "total",
+            "direct_valid_change_nl": "direct", "mediated_valid_change_nl": "mediated",
+            "total_any_change_nl": "total_any", "shape_positive_control_rate": "positive",
+            "shape_next_token_rate": "next", "shape_donor_valid_rate": "site_donor", "shape_opener_rate": "site_opener",
+            "shape_article_rate": "site_article", "shape_donor_valid_control_rate": "control_other",
+            "green_valid_rate": "g_inject", "green_random_rate": "g_random", "green_control_rate": "g_control",
+            "green_forced_rate": "g_forced", "habit_valid_rate": "h_suppress", "habit_random_rate": "h_random",
+            "habit_forced_rate": "h_forced", "suppression_runner_up_rate": "sup_forced",
+            "cell_favourite_rate": "fav", "planned_word_features_rate": "pwf", "length_features_rate": "lf",
+            "length_features_random_rate": "lf_random", "length_features_control_rate": "lf_control",
+            "length_features_first_word_kept_rate": "lf_kept", "composition_valid_seen_rate": "seen",
+            "composition_valid_holdout_rate": "holdout",
+            **{f"add_only_{k}_rate": f"{k}_2" for k in kinds}, **{f"add_only_{k}_random_rate": f"{k}_2r" for k in kinds},
+            **{f"sweep_{f}_site_rate": f"sw_{f}_site" for f in ("rhyme", "meaning")},
+            **{f"sweep_{f}_best_other_rate": f"sw_{f}_other" for f in ("rhyme", "meaning")}}
+    h = headline(r)
+    for key, name in want.items():
+        field = "value" if "value" in made[name] else "rate"
+        assert (h[key], h["n"][key]) == (made[name][field], made[name]["n"]), key
+    assert h["noop"]["shape_donor_valid_control_rate"] == 0.25  # the control's own edits, not its measure's record
+    assert h["noop"]["green_random_rate"] == made["g_random"]["noop_fraction"]
+    assert (h["valid"], h["n"]["valid"], h["ci"]["valid"]) == (0.5, 7, [0.1, 0.9])
+    assert (h["ending_probe_nl"], h["ending_probe_nl_random_init"]) == (0.3, 0.07)  # the last layer's
+    assert (h["shape_layer"], h["intervention_site"]) == ("L1", "L1 nl (joint)")
+    assert (h["green_site"], h["habit_site"]) == ("blocks.1.hook_resid_pre nl x2", "blocks.1.hook_resid_pre nl x4")
