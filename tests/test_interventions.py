@@ -1,4 +1,5 @@
 """interp/interventions.py exactly: sites, targets, scale choice, outcomes (docs/mutation.md)."""
+import pytest
 import torch
 
 from data import CoupletWorld, WorldConfig
@@ -120,3 +121,86 @@ def test_hit_rate_is_the_share_of_line2s_ending_in_the_target_over_prompts_with_
                        "noop_fraction": noop_fraction(model, world, line1s, patch)}
         assert got["noop_fraction"] == 0.0
     assert iv.hit_rate(model, world, line1s, patch, want)["k"] > 0
+
+
+# ---- add_only and suppress on the poet: what each run is given (docs/mutation.md) ------------------------------
+@pytest.fixture(scope="module")
+def poem(poet):
+    from model import load_checkpoint
+    from interp.edits import write_line2
+    model, ckpt = load_checkpoint(poet)
+    world = CoupletWorld(WorldConfig(**ckpt["world_config"]))
+    line1s = [c.line1 for c in world.split("test")[:40]]
+    return model, world, line1s, write_line2(model, world, line1s)
+
+
+def record(monkeypatch, name):
+    """Record every call of interventions.<name> (its arguments), then run it."""
+    calls, real = [], getattr(iv, name)
+
+    def spy(*args, **kw):
+        calls.append((args, kw))
+        return real(*args, **kw)
+    monkeypatch.setattr(iv, name, spy)
+    return calls
+
+
+def test_hit_rate_counts_no_ops_over_the_prompts_it_counts(poem):
+    model, world, line1s, clean = poem
+    site = iv.Site(1, "nl")
+    edits = iv.at_site(world, site, line1s, [torch.zeros(model.cfg.d_model)] * len(line1s))
+    edits[0] = iv.at_site(world, site, line1s[:1], [torch.ones(model.cfg.d_model)])[0]  # a real edit, no target
+    targets = [None] + [x[-1] for x in clean[1:]]
+    assert iv.hit_rate(model, world, line1s, edits, targets)["noop_fraction"] == 1.0
+
+
+def test_add_only_adds_the_scaled_direction_beside_a_random_one_of_the_same_norm(poem, monkeypatch):
+    model, world, line1s, clean = poem
+    site = iv.Site(1, "nl")
+    gen = torch.Generator().manual_seed(0)
+    dirs = {x[-1]: torch.randn(model.cfg.d_model, generator=gen) for x in clean}
+    targets = [x[-1] for x in clean]
+    targets[3] = None
+    calls = record(monkeypatch, "hit_rate")
+    out = iv.add_only(model, world, site, line1s, targets, dirs, scales=(0.5, 2.0), seed=5)
+    assert list(out) == ["0.5", "2.0"] and len(calls) == 4
+    for s, (inject, random_) in zip((0.5, 2.0), zip(calls[::2], calls[1::2])):
+        for i, (a, b) in enumerate(zip(inject[0][3], random_[0][3])):
+            if targets[i] is None:
+                assert a is None and b is None
+                continue
+            [ea], [eb] = a, b
+            assert (ea.hook, ea.pos, ea.op) == (eb.hook, eb.pos, eb.op) == (site.hook(), iv._pos(world, line1s[i], "nl"),
+                                                                             "add")
+            assert torch.equal(ea.value, dirs[targets[i]] * s)
+            assert torch.allclose(eb.value.norm(), ea.value.norm()) and not torch.allclose(eb.value, ea.value)
+
+
+def test_suppress_subtracts_the_planned_words_direction_free_and_from_the_clean_opener(poem, monkeypatch):
+    from collections import Counter
+    from interp.directions import contrastive
+    model, world, line1s, clean = poem
+    site = iv.Site(1, "nl")
+    runners = iv.runner_ups(model, world, line1s, clean)
+    gen = torch.Generator().manual_seed(1)
+    cdirs = contrastive({w: torch.randn(model.cfg.d_model, generator=gen) for w in sorted(NOUNS)
+                         if w != clean[0][-1]})  # the first prompt's ending has no direction
+    calls = record(monkeypatch, "write_line2")
+    out = iv.suppress(model, world, site, line1s, clean, runners, cdirs, 3.0)
+    with_dir = [i for i, x in enumerate(clean) if x[-1] in cdirs and runners[i] is not None]
+    rows = [i for i in with_dir if cdirs[clean[i][-1]].norm() > 1e-6]  # a word alone in its cell: c_w = 0
+    assert out["n"] == len(rows) > 0 and out["n_zero_edit"] == len(with_dir) - len(rows)
+    assert out["n_no_direction"] == sum(r is not None for r in runners) - len(with_dir) > 0
+    (free_args, _), (forced_args, _) = calls
+    for args, forced in ((free_args, None), (forced_args, [iv.opener(clean[i]) for i in rows])):
+        assert args[2] == [line1s[i] for i in rows] and args[4] == forced
+        for i, [e] in zip(rows, args[3]):  # minus scale times the planned ending's direction, at the site
+            assert (e.hook, e.pos, e.op) == (site.hook(), iv._pos(world, line1s[i], "nl"), "add")
+            assert torch.equal(e.value, -3.0 * cdirs[clean[i][-1]])
+    free = iv.write_line2(model, world, *free_args[2:])
+    forced = iv.write_line2(model, world, *forced_args[2:])
+    assert all(w[:len(f)] == f for w, f in zip(forced, forced_args[4]))  # written on from the clean opener
+    for mode, written in (("free", free), ("opener_forced", forced)):
+        kinds = Counter(iv.outcome(w, clean[i][-1], runners[i]) for w, i in zip(written, rows))
+        assert out[mode]["counts"] == {k: kinds[k] for k in iv.OUTCOMES}
+        assert out[mode]["runner_up_rate"]["k"] == kinds["runner_up"]

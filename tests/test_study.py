@@ -158,6 +158,7 @@ def test_suppression_outcomes_are_classed():
     assert iv.outcome(["a", "hat"], "cat", "rat") == "same_rhyme_other_meaning"
     assert iv.outcome(["a", "dog"], "cat", "rat") == "same_meaning_other_rhyme"
     assert iv.outcome([], "cat", "rat") == "other"
+    assert iv.outcome("the rat saw a dog".split(), "cat", "rat") == "same_meaning_other_rhyme"  # the ending counts
     assert iv.opener("then she saw a cat".split()) == ["then", "she", "saw"]
 
 
