@@ -60,6 +60,18 @@ def tiny_run(tmp_path_factory):
     return os.path.join(out, "model.pt"), metrics
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "trains: uses a trained fixture model (tiny_run or poet); "
+                                       "`-m 'not trains'` selects the fast unit tests")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that needs a trained fixture, however indirectly (its fixture closure names it)."""
+    for item in items:
+        if {"tiny_run", "poet"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("trains")
+
+
 def pytest_report_header(config):
     """Which machine and CPU code paths computed this run (the fingerprint test's bits depend on them)."""
     import platform
