@@ -16,12 +16,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from data import WorldConfig  # noqa: E402
-from model import GPTConfig  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
 from plumbing.files import write_json  # noqa: E402
 from train import TrainConfig, train  # noqa: E402
 
 TINY_WORLD = WorldConfig(n_train=3000, n_test=40)
 TINY_MODEL = GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64)
+
+
+def random_model(world, seed=0, **kw):
+    """An untrained 2-layer model sized for the world: where a test needs exact answers, not a trained one."""
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=2, n_head=2,
+                         d_model=32, d_mlp=64, **kw)).eval()
 
 
 def tiny_train_config(out, **kw):

@@ -180,3 +180,27 @@ def test_cell_favourite_rate_predicts_the_ending_written_most_often_in_the_promp
     fit_l1s = [s.split() for s in ("he saw a bee and a cake near a log", "she saw a rice and a frog")]
     out = cell_favourite_rate(listed, fit_l1s, [ending("fog")] * 2, fit_l1s[:1], [ending("fog")])
     assert (out["k"], out["n"]) == (1, 1)
+
+
+def test_the_ridge_probe_matches_an_independent_ridge_fit():
+    """interp/probes.py's probe against tests/planted_exercise_bugs.py's reference (float64, torch.linalg.solve),
+    on rows away from a tie; with features of about 1e-6 the 1e-6 added to the std matters."""
+    from planted_exercise_bugs import ridge_scores
+    from interp.probes import ridge_probe, solve_spd
+    g = torch.Generator().manual_seed(0)
+    for scale in (1.0, 1e-6):
+        centres = torch.randn(3, 5, generator=g)
+        y_fit, y_test = torch.randint(0, 3, (12,), generator=g), torch.randint(0, 3, (300,), generator=g)
+        x_fit = (centres[y_fit] + torch.randn(12, 5, generator=g)) * scale
+        x_test = (centres[y_test] + torch.randn(300, 5, generator=g)) * scale
+        for lam in (1.0, 0.1, 10.0):
+            scores = ridge_scores(x_fit, y_fit, x_test, 3, lam)
+            top = scores.topk(2, 1).values
+            rows = top[:, 0] - top[:, 1] > 1e-3
+            assert rows.sum() > 250
+            args = () if lam == 1.0 else (lam,)  # lam = 1 by default
+            assert ridge_probe(x_fit, y_fit, x_test[rows], scores.argmax(1)[rows], 3, *args) == 1.0, (scale, lam)
+    a = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0]], dtype=torch.float64)
+    assert torch.allclose(solve_spd(a, a @ x), x, atol=1e-12) and torch.equal(a[0], torch.tensor([4.0, 1.0, 0.0],
+                                                                                               dtype=torch.float64))
