@@ -24,10 +24,10 @@ TINY_WORLD = WorldConfig(n_train=3000, n_test=40)
 TINY_MODEL = GPTConfig(n_layer=2, n_head=2, d_model=32, d_mlp=64)
 
 
-def random_model(world, seed=0, **kw):
-    """An untrained 2-layer model sized for the world: where a test needs exact answers, not a trained one."""
+def random_model(world, seed=0, n_layer=2, n_head=2, **kw):
+    """An untrained model sized for the world: where a test needs exact answers, not a trained one."""
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=2, n_head=2,
+    return GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=n_layer, n_head=n_head,
                          d_model=32, d_mlp=64, **kw)).eval()
 
 

@@ -4,6 +4,7 @@ import time
 import pytest
 import torch
 
+from conftest import random_model
 from data import CoupletWorld, WorldConfig, pronoun_of
 from lexicon import article
 from model import GPT, GPTConfig, load_checkpoint
@@ -14,12 +15,6 @@ from interp.prompts import Clean, swap_pairs
 from interp.shape import cell_of
 
 CLASSIC = WorldConfig(n_train=3000, n_test=200)
-
-
-def random_model(world, seed=0, n_layer=2, n_head=2):
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=len(world.itos), block_size=world.max_len(), n_layer=n_layer, n_head=n_head,
-                         d_model=32, d_mlp=64)).eval()
 
 
 def made_up_clean(world):
